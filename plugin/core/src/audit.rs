@@ -1,0 +1,106 @@
+//! The audit event every decision produces: a first-class identity event.
+
+use serde::Serialize;
+
+use crate::decision::Outcome;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditEvent {
+    pub kind: &'static str,
+    pub decision_id: String,
+    pub time: String,
+    pub outcome: Outcome,
+    pub status: u16,
+    pub reasons: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentRef>,
+    pub request: RequestRef,
+    pub policy: PolicyRef,
+    pub latency_us: u64,
+}
+
+/// Who acted. Tokens appear only by digest and `jti`, never whole.
+#[derive(Debug, Clone, Serialize)]
+pub struct AgentRef {
+    pub issuer: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spiffe_id: Option<String>,
+    pub token_digest: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+    pub cache_hit: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestRef {
+    pub method: String,
+    pub authority: String,
+    /// The path without its query: query strings can carry secrets.
+    pub path: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PolicyRef {
+    pub entrypoint: String,
+}
+
+impl AuditEvent {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| {
+            format!(
+                "{{\"kind\":\"{}\",\"decision_id\":\"{}\"}}",
+                self.kind, self.decision_id
+            )
+        })
+    }
+}
+
+/// RFC 3339 UTC time with microseconds, from unix nanoseconds.
+pub fn rfc3339(unix_nanos: u64) -> String {
+    let secs = unix_nanos / 1_000_000_000;
+    let micros = (unix_nanos % 1_000_000_000) / 1_000;
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{micros:06}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+// Howard Hinnant's days-to-civil algorithm, for days since 1970-01-01 (unsigned: no dates
+// before the epoch reach here).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_rfc3339() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(
+            rfc3339(1_795_392_000_123_456_789),
+            "2026-11-23T00:00:00.123456Z"
+        );
+        assert_eq!(
+            rfc3339(951_782_400_000_000_000),
+            "2000-02-29T00:00:00.000000Z"
+        );
+    }
+}

@@ -1,0 +1,169 @@
+//! The configuration document as operators write it (JSON), before validation.
+//!
+//! Every struct refuses unknown fields: a misspelt key must fail the load, not be ignored.
+//! Semantic checks (keys parse, algorithms known, the policy compiles) live in `compile`.
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub identity: RawIdentity,
+    pub issuers: Vec<RawIssuer>,
+    pub policy: RawPolicy,
+    #[serde(default)]
+    pub environment: Map<String, Value>,
+    #[serde(default)]
+    pub response: RawResponse,
+    #[serde(default)]
+    pub connection: RawConnection,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawIdentity {
+    pub header: String,
+    pub scheme: String,
+    pub forward_credential: bool,
+    pub clock_skew_seconds: u64,
+    pub max_token_bytes: usize,
+    pub cache_entries: usize,
+}
+
+impl Default for RawIdentity {
+    fn default() -> Self {
+        Self {
+            header: "authorization".to_owned(),
+            scheme: "Bearer".to_owned(),
+            forward_credential: false,
+            clock_skew_seconds: 30,
+            max_token_bytes: 8192,
+            cache_entries: 1024,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIssuer {
+    pub issuer: String,
+    pub profile: TokenProfile,
+    pub audiences: Vec<String>,
+    pub algorithms: Vec<String>,
+    pub jwks: RawJwks,
+}
+
+/// How a token of an issuer is shaped and which header `typ` it must carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TokenProfile {
+    /// SPIFFE JWT-SVID: `sub` is a SPIFFE ID; `typ`, when present, is `JWT` or `JOSE`.
+    JwtSvid,
+    /// OpenID Connect ID token or any plain JWT: `typ`, when present, is `JWT`.
+    Oidc,
+    /// RFC 9068 access token: `typ` must be `at+jwt`.
+    AccessToken,
+}
+
+impl TokenProfile {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenProfile::JwtSvid => "jwt-svid",
+            TokenProfile::Oidc => "oidc",
+            TokenProfile::AccessToken => "access-token",
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawJwks {
+    pub keys: Vec<RawJwk>,
+}
+
+/// One JSON Web Key. Fields other than the ones Bridle reads are refused rather than ignored,
+/// except the informational ones listed here.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawJwk {
+    pub kty: String,
+    pub kid: String,
+    #[serde(default)]
+    pub alg: Option<String>,
+    #[serde(default, rename = "use")]
+    pub key_use: Option<String>,
+    #[serde(default)]
+    pub crv: Option<String>,
+    #[serde(default)]
+    pub x: Option<String>,
+    #[serde(default)]
+    pub y: Option<String>,
+    #[serde(default)]
+    pub n: Option<String>,
+    #[serde(default)]
+    pub e: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPolicy {
+    pub entrypoint: String,
+    pub modules: Vec<RawModule>,
+    #[serde(default)]
+    pub data: Map<String, Value>,
+    #[serde(default = "default_max_instructions")]
+    pub max_instructions: usize,
+}
+
+fn default_max_instructions() -> usize {
+    50_000
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawModule {
+    pub name: String,
+    pub source: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawResponse {
+    pub decision_id_header: String,
+    pub realm: String,
+}
+
+impl Default for RawResponse {
+    fn default() -> Self {
+        Self {
+            decision_id_header: "x-bridle-decision-id".to_owned(),
+            realm: "bridle".to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawConnection {
+    /// Read the mTLS peer's URI SAN from the host and expose it to policy.
+    pub peer_uri_san: bool,
+}
+
+/// Parses the configuration JSON; errors name the path of the offending field.
+pub fn parse(bytes: &[u8]) -> Result<RawConfig, crate::error::ConfigError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let raw: RawConfig = serde_path_to_error::deserialize(&mut de).map_err(|err| {
+        let path = err.path().to_string();
+        crate::error::ConfigError::Parse {
+            field: path,
+            message: err.into_inner().to_string(),
+        }
+    })?;
+    de.end().map_err(|err| crate::error::ConfigError::Parse {
+        field: ".".to_owned(),
+        message: err.to_string(),
+    })?;
+    Ok(raw)
+}

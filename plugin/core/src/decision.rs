@@ -1,0 +1,94 @@
+//! The answer the core gives a host: what to do with the request and what to tell the caller.
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Forward the request.
+    Allow,
+    /// The caller is known but the policy refuses: 403.
+    Deny,
+    /// No acceptable credential: 401.
+    Unauthenticated,
+    /// The request cannot be judged safely (malformed path, ...): 400.
+    BadRequest,
+    /// The policy failed; never forwarded: 500.
+    Error,
+}
+
+impl Outcome {
+    pub fn status(self) -> u16 {
+        match self {
+            Outcome::Allow => 200,
+            Outcome::Deny => 403,
+            Outcome::Unauthenticated => 401,
+            Outcome::BadRequest => 400,
+            Outcome::Error => 500,
+        }
+    }
+
+    /// The `error` field of a refusal's JSON body.
+    pub fn error_code(self) -> &'static str {
+        match self {
+            Outcome::Allow => "none",
+            Outcome::Deny => "forbidden",
+            Outcome::Unauthenticated => "unauthenticated",
+            Outcome::BadRequest => "bad_request",
+            Outcome::Error => "policy_error",
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Allow => "allow",
+            Outcome::Deny => "deny",
+            Outcome::Unauthenticated => "unauthenticated",
+            Outcome::BadRequest => "bad_request",
+            Outcome::Error => "error",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub outcome: Outcome,
+    pub decision_id: String,
+    pub reasons: Vec<String>,
+    /// Headers to add to the forwarded request (from the policy, and the decision id).
+    pub upstream_headers: Vec<(String, String)>,
+    /// Request headers to remove before forwarding (the credential, unless configured otherwise).
+    pub remove_headers: Vec<String>,
+    /// Headers for the response to the caller, forwarded or local.
+    pub response_headers: Vec<(String, String)>,
+    /// Whether the token came from the verified-token cache; `None` when no token was checked.
+    pub cache_hit: Option<bool>,
+}
+
+#[derive(Serialize)]
+struct RefusalBody<'a> {
+    error: &'a str,
+    reasons: &'a [String],
+    decision_id: &'a str,
+}
+
+impl Decision {
+    pub fn is_allowed(&self) -> bool {
+        self.outcome == Outcome::Allow
+    }
+
+    pub fn status(&self) -> u16 {
+        self.outcome.status()
+    }
+
+    /// The JSON body of a local (refusal) response: `{error, reasons, decision_id}`.
+    pub fn refusal_body(&self) -> String {
+        serde_json::to_string(&RefusalBody {
+            error: self.outcome.error_code(),
+            reasons: &self.reasons,
+            decision_id: &self.decision_id,
+        })
+        // Serializing strings and a slice of strings cannot fail; keep a valid body regardless.
+        .unwrap_or_else(|_| format!("{{\"error\":\"{}\"}}", self.outcome.error_code()))
+    }
+}

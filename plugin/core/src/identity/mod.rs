@@ -1,0 +1,9 @@
+//! Workload identity: who is calling, proven by a verified token.
+
+pub mod cache;
+pub mod keys;
+pub mod spiffe;
+pub mod verify;
+
+pub use spiffe::SpiffeId;
+pub use verify::{TokenError, TokenVerifier, VerifiedToken};

@@ -1,0 +1,304 @@
+//! Workload-token verification: structure, issuer, algorithm, `typ`, key, signature, claims.
+//!
+//! The payload is decoded once before the signature check, only to route the token to its
+//! issuer's keys; nothing from it is trusted or returned until jwt-simple has verified the
+//! signature over those same bytes.
+
+use std::collections::HashSet;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use jwt_simple::prelude::{Duration, UnixTimeStamp, VerificationOptions};
+use jwt_simple::JWTError;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::keys::{Algorithm, KeyEntry};
+use super::spiffe::SpiffeId;
+use crate::config::TokenProfile;
+
+/// A trusted issuer, validated and with its keys parsed.
+pub struct Issuer {
+    pub issuer: String,
+    pub profile: TokenProfile,
+    pub audiences: HashSet<String>,
+    pub algorithms: Vec<Algorithm>,
+    pub keys: Vec<KeyEntry>,
+}
+
+/// Why a credential was refused. Each message names the check that failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("no credential in header `{0}`")]
+    Missing(String),
+    #[error("header `{0}` does not carry a `{1}` credential")]
+    WrongScheme(String, String),
+    #[error("token is larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("token malformed: {0}")]
+    Malformed(&'static str),
+    #[error("token header parameter `{0}` is not accepted (keys are never taken from a token)")]
+    ForbiddenHeader(&'static str),
+    #[error("token header lists critical extensions, none of which are supported")]
+    CriticalExtension,
+    #[error("token issuer `{0}` is not trusted")]
+    UntrustedIssuer(String),
+    #[error("token algorithm `{alg}` is not allowed for issuer `{issuer}`")]
+    AlgorithmNotAllowed { alg: String, issuer: String },
+    #[error("token type `{typ}` does not fit the `{profile}` profile")]
+    WrongType { typ: String, profile: &'static str },
+    #[error("token key id `{0}` is not among the issuer's keys")]
+    UnknownKey(String),
+    #[error("token has no key id and the issuer has several keys")]
+    MissingKeyId,
+    #[error("token signature does not verify")]
+    BadSignature,
+    #[error("token has no `exp` claim")]
+    MissingExpiry,
+    #[error("token has expired")]
+    Expired,
+    #[error("token is not valid yet (`nbf`)")]
+    NotYetValid,
+    #[error("token was issued in the future (`iat`)")]
+    IssuedInFuture,
+    #[error("token has no `aud` claim")]
+    MissingAudience,
+    #[error("token audience is not accepted")]
+    WrongAudience,
+    #[error("token subject is not a SPIFFE ID: {0}")]
+    NotSpiffe(String),
+    #[error("token claims malformed: {0}")]
+    BadClaims(String),
+}
+
+/// The verified facts about a token.
+#[derive(Debug, Clone)]
+pub struct VerifiedToken {
+    pub issuer: String,
+    pub profile: TokenProfile,
+    pub subject: Option<String>,
+    pub spiffe: Option<SpiffeId>,
+    pub expires_at: u64,
+    pub not_before: Option<u64>,
+    pub jti: Option<String>,
+    /// First 16 hex characters of the token's SHA-256: how logs refer to a token.
+    pub digest: String,
+    pub claims: Map<String, Value>,
+}
+
+#[derive(Deserialize)]
+struct Header {
+    alg: String,
+    #[serde(default)]
+    kid: Option<String>,
+    #[serde(default)]
+    typ: Option<String>,
+    #[serde(default)]
+    crit: Option<Value>,
+    #[serde(default)]
+    jku: Option<Value>,
+    #[serde(default)]
+    x5u: Option<Value>,
+    #[serde(default)]
+    jwk: Option<Value>,
+    #[serde(default)]
+    x5c: Option<Value>,
+}
+
+const MAX_HEADER_BYTES: usize = 1024;
+const MAX_REASON_INPUT: usize = 96;
+
+pub fn token_digest(token: &str) -> String {
+    let hash = hmac_sha256::Hash::hash(token.as_bytes());
+    hash.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+/// Caller-supplied text quoted in a reason is cut short and stripped of control characters.
+fn quote(value: &str) -> String {
+    value
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_REASON_INPUT)
+        .collect()
+}
+
+fn decode_segment(segment: &str) -> Result<Vec<u8>, TokenError> {
+    URL_SAFE_NO_PAD
+        .decode(segment)
+        .map_err(|_| TokenError::Malformed("a segment is not base64url without padding"))
+}
+
+pub struct TokenVerifier {
+    issuers: Vec<Issuer>,
+    skew_seconds: u64,
+    max_token_bytes: usize,
+}
+
+impl TokenVerifier {
+    pub fn new(issuers: Vec<Issuer>, skew_seconds: u64, max_token_bytes: usize) -> Self {
+        Self {
+            issuers,
+            skew_seconds,
+            max_token_bytes,
+        }
+    }
+
+    pub fn skew_seconds(&self) -> u64 {
+        self.skew_seconds
+    }
+
+    pub fn max_token_bytes(&self) -> usize {
+        self.max_token_bytes
+    }
+
+    /// Verifies `token` at `now` (unix seconds).
+    pub fn verify(&self, token: &str, now: u64) -> Result<VerifiedToken, TokenError> {
+        if token.len() > self.max_token_bytes {
+            return Err(TokenError::TooLarge(self.max_token_bytes));
+        }
+        let mut segments = token.split('.');
+        let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) = (
+            segments.next(),
+            segments.next(),
+            segments.next(),
+            segments.next(),
+        ) else {
+            return Err(TokenError::Malformed("a JWS has exactly three segments"));
+        };
+        if header_b64.is_empty() || payload_b64.is_empty() || signature_b64.is_empty() {
+            return Err(TokenError::Malformed("a segment is empty"));
+        }
+        if header_b64.len() > MAX_HEADER_BYTES {
+            return Err(TokenError::Malformed("header is too large"));
+        }
+        let header: Header =
+            serde_json::from_slice(&decode_segment(header_b64)?).map_err(|_| {
+                TokenError::Malformed("header is not a JSON object with a string `alg`")
+            })?;
+        decode_segment(signature_b64)?;
+        for (name, present) in [
+            ("jku", header.jku.is_some()),
+            ("x5u", header.x5u.is_some()),
+            ("jwk", header.jwk.is_some()),
+            ("x5c", header.x5c.is_some()),
+        ] {
+            if present {
+                return Err(TokenError::ForbiddenHeader(name));
+            }
+        }
+        if header.crit.is_some() {
+            return Err(TokenError::CriticalExtension);
+        }
+        let claims: Map<String, Value> = serde_json::from_slice(&decode_segment(payload_b64)?)
+            .map_err(|_| TokenError::Malformed("payload is not a JSON object"))?;
+        let issuer_name = match claims.get("iss") {
+            Some(Value::String(iss)) => iss.as_str(),
+            Some(_) => return Err(TokenError::BadClaims("`iss` is not a string".to_owned())),
+            None => return Err(TokenError::BadClaims("`iss` is missing".to_owned())),
+        };
+        let issuer = self
+            .issuers
+            .iter()
+            .find(|i| i.issuer == issuer_name)
+            .ok_or_else(|| TokenError::UntrustedIssuer(quote(issuer_name)))?;
+        let alg = Algorithm::from_name(&header.alg)
+            .filter(|alg| issuer.algorithms.contains(alg))
+            .ok_or_else(|| TokenError::AlgorithmNotAllowed {
+                alg: quote(&header.alg),
+                issuer: quote(&issuer.issuer),
+            })?;
+        check_type(header.typ.as_deref(), issuer.profile)?;
+        let key = match &header.kid {
+            Some(kid) => issuer
+                .keys
+                .iter()
+                .find(|k| &k.kid == kid)
+                .ok_or_else(|| TokenError::UnknownKey(quote(kid)))?,
+            None => match issuer.keys.as_slice() {
+                [only] => only,
+                _ => return Err(TokenError::MissingKeyId),
+            },
+        };
+        let verifier = key
+            .for_algorithm(alg)
+            .ok_or_else(|| TokenError::UnknownKey(quote(&key.kid)))?;
+        let expires_at = match claims.get("exp") {
+            None => return Err(TokenError::MissingExpiry),
+            Some(exp) => exp.as_u64().ok_or_else(|| {
+                TokenError::BadClaims("`exp` is not a non-negative integer".to_owned())
+            })?,
+        };
+        let options = VerificationOptions {
+            accept_future: false,
+            required_signature_type: header.typ.clone(),
+            allowed_issuers: Some(HashSet::from([issuer.issuer.clone()])),
+            allowed_audiences: Some(issuer.audiences.clone()),
+            time_tolerance: Some(Duration::from_secs(self.skew_seconds)),
+            max_token_length: Some(self.max_token_bytes),
+            max_header_length: Some(MAX_HEADER_BYTES),
+            artificial_time: Some(UnixTimeStamp::from_secs(now)),
+            ..VerificationOptions::default()
+        };
+        verifier.verify(token, options).map_err(map_jwt_error)?;
+
+        let subject = claims.get("sub").and_then(Value::as_str).map(str::to_owned);
+        let spiffe = match (issuer.profile, &subject) {
+            (TokenProfile::JwtSvid, None) => {
+                return Err(TokenError::NotSpiffe("`sub` is missing".to_owned()))
+            }
+            (TokenProfile::JwtSvid, Some(sub)) => {
+                Some(SpiffeId::parse(sub).map_err(|err| TokenError::NotSpiffe(err.to_string()))?)
+            }
+            // Other profiles expose a SPIFFE ID when their subject happens to be one.
+            (_, Some(sub)) => SpiffeId::parse(sub).ok(),
+            (_, None) => None,
+        };
+        Ok(VerifiedToken {
+            issuer: issuer.issuer.clone(),
+            profile: issuer.profile,
+            subject,
+            spiffe,
+            expires_at,
+            not_before: claims.get("nbf").and_then(Value::as_u64),
+            jti: claims.get("jti").and_then(Value::as_str).map(quote),
+            digest: token_digest(token),
+            claims,
+        })
+    }
+}
+
+fn check_type(typ: Option<&str>, profile: TokenProfile) -> Result<(), TokenError> {
+    let accepted = match (profile, typ.map(str::to_ascii_lowercase).as_deref()) {
+        (TokenProfile::JwtSvid, None | Some("jwt" | "jose")) => true,
+        (TokenProfile::Oidc, None | Some("jwt")) => true,
+        (TokenProfile::AccessToken, Some("at+jwt" | "application/at+jwt")) => true,
+        _ => false,
+    };
+    if accepted {
+        Ok(())
+    } else {
+        Err(TokenError::WrongType {
+            typ: quote(typ.unwrap_or("(none)")),
+            profile: profile.as_str(),
+        })
+    }
+}
+
+fn map_jwt_error(err: jwt_simple::Error) -> TokenError {
+    match err.downcast_ref::<JWTError>() {
+        Some(JWTError::InvalidSignature) => TokenError::BadSignature,
+        Some(JWTError::TokenHasExpired) => TokenError::Expired,
+        Some(JWTError::TokenNotValidYet) => TokenError::NotYetValid,
+        Some(JWTError::ClockDrift) => TokenError::IssuedInFuture,
+        Some(JWTError::RequiredAudienceMissing) => TokenError::MissingAudience,
+        Some(JWTError::RequiredAudienceMismatch) => TokenError::WrongAudience,
+        Some(JWTError::TokenTooLong) => TokenError::Malformed("token is too long"),
+        Some(JWTError::HeaderTooLarge) => TokenError::Malformed("header is too large"),
+        Some(JWTError::CompactEncodingError | JWTError::NotJWT) => {
+            TokenError::Malformed("not a compact JWS")
+        }
+        Some(other) => TokenError::BadClaims(other.to_string()),
+        // serde errors: a registered claim of the wrong type, a duplicate claim.
+        None => TokenError::BadClaims(quote(&err.to_string())),
+    }
+}

@@ -1,0 +1,39 @@
+//! The core's host traits over proxy-wasm host calls.
+
+use std::time::UNIX_EPOCH;
+
+use bridle_core::{AuditEvent, AuditSink, Clock};
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::LogLevel;
+
+pub struct ProxyClock;
+
+impl Clock for ProxyClock {
+    fn now_unix_nanos(&self) -> u64 {
+        // A host without a clock yields 0: every token then looks issued in the future and is
+        // refused, which is the safe direction.
+        hostcalls::get_current_time()
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+    }
+}
+
+/// Audit events go to the proxy log, one JSON object per line behind a fixed prefix so a log
+/// pipeline can pick them out.
+pub struct LogAuditSink;
+
+pub const AUDIT_PREFIX: &str = "bridle.audit ";
+
+impl AuditSink for LogAuditSink {
+    fn record(&mut self, event: &AuditEvent) {
+        let _ = hostcalls::log(
+            LogLevel::Info,
+            &format!("{AUDIT_PREFIX}{}", event.to_json()),
+        );
+    }
+}
+
+pub fn log(level: LogLevel, message: &str) {
+    let _ = hostcalls::log(level, message);
+}

@@ -1,0 +1,66 @@
+//! Counters exported through the host's metrics (Envoy prefixes them with `wasmcustom.`).
+
+use bridle_core::Outcome;
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::{LogLevel, MetricType};
+
+#[derive(Debug, Clone, Default)]
+pub struct Metrics {
+    allow: Option<u32>,
+    deny: Option<u32>,
+    unauthenticated: Option<u32>,
+    bad_request: Option<u32>,
+    error: Option<u32>,
+    cache_hit: Option<u32>,
+    cache_miss: Option<u32>,
+}
+
+fn counter(name: &str) -> Option<u32> {
+    match hostcalls::define_metric(MetricType::Counter, name) {
+        Ok(id) => Some(id),
+        Err(status) => {
+            // A host without metrics still enforces; only the counter is lost.
+            crate::host::log(
+                LogLevel::Warn,
+                &format!("bridle: metric `{name}` unavailable: {status:?}"),
+            );
+            None
+        }
+    }
+}
+
+impl Metrics {
+    pub fn define() -> Self {
+        Self {
+            allow: counter("bridle.decisions.allow"),
+            deny: counter("bridle.decisions.deny"),
+            unauthenticated: counter("bridle.decisions.unauthenticated"),
+            bad_request: counter("bridle.decisions.bad_request"),
+            error: counter("bridle.decisions.error"),
+            cache_hit: counter("bridle.token_cache.hit"),
+            cache_miss: counter("bridle.token_cache.miss"),
+        }
+    }
+
+    pub fn count(&self, outcome: Outcome, cache_hit: Option<bool>) {
+        let id = match outcome {
+            Outcome::Allow => self.allow,
+            Outcome::Deny => self.deny,
+            Outcome::Unauthenticated => self.unauthenticated,
+            Outcome::BadRequest => self.bad_request,
+            Outcome::Error => self.error,
+        };
+        increment(id);
+        match cache_hit {
+            Some(true) => increment(self.cache_hit),
+            Some(false) => increment(self.cache_miss),
+            None => {}
+        }
+    }
+}
+
+fn increment(id: Option<u32>) {
+    if let Some(id) = id {
+        let _ = hostcalls::increment_metric(id, 1);
+    }
+}

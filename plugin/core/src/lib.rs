@@ -21,3 +21,7 @@ pub use decision::{Decision, Outcome};
 pub use error::ConfigError;
 pub use host::{AuditSink, Clock};
 pub use request::{ConnectionFacts, RequestView};
+pub mod delegation;
+pub mod json_strict;
+pub mod mcp;
+pub mod route;

@@ -1,6 +1,13 @@
 //! The decision pipeline natively: tokens, policy outcomes, configuration errors, audit events.
 //! The same behaviour is exercised through the compiled `.wasm` in `host-tests`.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use bridle_core::{AuditEvent, AuditSink, Authorizer, Decision, Outcome, RequestView};
@@ -393,7 +400,8 @@ fn other_algorithms_verify() {
 fn bad_configurations_are_refused_naming_the_field() {
     let key = ES256KeyPair::generate().with_key_id("k1");
     let good = config(es256_jwk(&key, "k1"));
-    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+    type Mutation = Box<dyn Fn(&mut Value)>;
+    let cases: Vec<(&str, Mutation)> = vec![
         (
             "audiance",
             Box::new(|c| c["issuers"][0]["audiance"] = json!(["x"])),

@@ -268,12 +268,15 @@ impl TokenVerifier {
 }
 
 fn check_type(typ: Option<&str>, profile: TokenProfile) -> Result<(), TokenError> {
-    let accepted = match (profile, typ.map(str::to_ascii_lowercase).as_deref()) {
-        (TokenProfile::JwtSvid, None | Some("jwt" | "jose")) => true,
-        (TokenProfile::Oidc, None | Some("jwt")) => true,
-        (TokenProfile::AccessToken, Some("at+jwt" | "application/at+jwt")) => true,
-        _ => false,
-    };
+    let accepted = matches!(
+        (profile, typ.map(str::to_ascii_lowercase).as_deref()),
+        (TokenProfile::JwtSvid, None | Some("jwt" | "jose"))
+            | (TokenProfile::Oidc, None | Some("jwt"))
+            | (
+                TokenProfile::AccessToken,
+                Some("at+jwt" | "application/at+jwt")
+            )
+    );
     if accepted {
         Ok(())
     } else {

@@ -14,6 +14,14 @@ pub struct AuditEvent {
     pub reasons: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub agent: Option<AgentRef>,
+    /// The task credential's `txn`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
+    /// The delegation chain, origin first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub delegation: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub intent: Option<IntentRef>,
     pub request: RequestRef,
     pub policy: PolicyRef,
     pub latency_us: u64,
@@ -39,6 +47,38 @@ pub struct RequestRef {
     pub authority: String,
     /// The path without its query: query strings can carry secrets.
     pub path: String,
+}
+
+/// What was attempted. Tool arguments are left out: they can carry data the audit trail
+/// must not copy.
+#[derive(Debug, Clone, Serialize)]
+pub struct IntentRef {
+    pub protocol: &'static str,
+    pub action: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rpc_method: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_class: Option<String>,
+}
+
+impl From<&crate::intent::Intent> for IntentRef {
+    fn from(intent: &crate::intent::Intent) -> Self {
+        Self {
+            protocol: intent.protocol.as_str(),
+            action: intent.action.as_str(),
+            route: intent.route.clone(),
+            resource: intent.resource.clone(),
+            rpc_method: intent.rpc_method.clone(),
+            tool: intent.tool.clone(),
+            data_class: intent.data_class.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

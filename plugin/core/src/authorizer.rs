@@ -1,25 +1,28 @@
 //! The decision pipeline: verify → build input → evaluate → decide → audit.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
 use regorus::Value;
 
 use crate::audit::{self, AgentRef, AuditEvent, PolicyRef, RequestRef};
-use crate::config::{self, RawConfig, TokenProfile};
+use crate::compile::{self, Mcp, Route};
+use crate::config::{self, RawConfig};
 use crate::decision::{Decision, Outcome};
+use crate::delegation::Chain;
 use crate::error::ConfigError;
 use crate::host::{AuditSink, Clock};
 use crate::identity::cache::TokenCache;
-use crate::identity::keys::{self, Algorithm};
-use crate::identity::verify::Issuer;
 use crate::identity::{TokenError, TokenVerifier, VerifiedToken};
 use crate::input;
+use crate::intent;
 use crate::policy::{valid_header_name, Policy};
 use crate::request::{parse_path, RequestView};
+use crate::task::{TaskError, TaskSettings};
 
 const MAX_CLOCK_SKEW_SECONDS: u64 = 300;
 const MAX_TOKEN_BYTES_LIMIT: usize = 64 * 1024;
+const MAX_DELEGATION_DEPTH: usize = 16;
 
 /// Host-facing settings the adapters need to collect and enforce.
 #[derive(Debug, Clone)]
@@ -37,14 +40,53 @@ struct CachedIdentity {
     input: Value,
 }
 
+/// An early answer: why, and with which outcome, a request was refused before policy ran.
+struct Refusal(Outcome, String);
+
+impl Refusal {
+    fn unauthenticated(reason: impl ToString) -> Self {
+        Refusal(Outcome::Unauthenticated, reason.to_string())
+    }
+    fn forbidden(reason: impl ToString) -> Self {
+        Refusal(Outcome::Deny, reason.to_string())
+    }
+}
+
+/// What `evaluate` learnt along the way, for the decision and the audit event.
+#[derive(Default)]
+struct Trace {
+    agent: Option<AgentRef>,
+    cache_hit: Option<bool>,
+    task: Option<String>,
+    intent: Option<intent::Intent>,
+    delegation: Vec<String>,
+}
+
 pub struct Authorizer {
     settings: Settings,
     verifier: TokenVerifier,
     cache: TokenCache<CachedIdentity>,
+    task: Option<TaskSettings>,
+    routes: Vec<Route>,
+    mcp: Mcp,
+    max_delegation_depth: usize,
+    inventory_scopes: BTreeMap<String, BTreeSet<String>>,
     policy: Policy,
     environment: Value,
     id_prefix: String,
     next_id: u64,
+}
+
+fn header_name(value: &str, field: &str) -> Result<String, ConfigError> {
+    let name = value.to_ascii_lowercase();
+    if valid_header_name(&name) {
+        Ok(name)
+    } else {
+        Err(ConfigError::invalid(
+            field,
+            format!("`{value}` is not an HTTP header name"),
+        ))
+    }
 }
 
 impl Authorizer {
@@ -56,13 +98,7 @@ impl Authorizer {
 
     pub fn from_config(raw: RawConfig, id_seed: u64) -> Result<Self, ConfigError> {
         let identity = &raw.identity;
-        let header = identity.header.to_ascii_lowercase();
-        if !valid_header_name(&header) {
-            return Err(ConfigError::invalid(
-                "identity.header",
-                format!("`{}` is not an HTTP header name", identity.header),
-            ));
-        }
+        let header = header_name(&identity.header, "identity.header")?;
         if identity.scheme.contains(char::is_whitespace) {
             return Err(ConfigError::invalid(
                 "identity.scheme",
@@ -81,13 +117,10 @@ impl Authorizer {
                 format!("must be between 1 and {MAX_TOKEN_BYTES_LIMIT}"),
             ));
         }
-        let decision_id_header = raw.response.decision_id_header.to_ascii_lowercase();
-        if !valid_header_name(&decision_id_header) {
-            return Err(ConfigError::invalid(
-                "response.decision_id_header",
-                "is not an HTTP header name",
-            ));
-        }
+        let decision_id_header = header_name(
+            &raw.response.decision_id_header,
+            "response.decision_id_header",
+        )?;
         if raw.response.realm.contains(['"', '\\'])
             || raw.response.realm.chars().any(char::is_control)
         {
@@ -96,7 +129,52 @@ impl Authorizer {
                 "must not contain quotes, backslashes or control characters",
             ));
         }
-        let issuers = compile_issuers(&raw)?;
+        let skew = identity.clock_skew_seconds;
+        let issuers = compile::issuers(&raw.issuers, "issuers", false)?;
+        let task = match &raw.task {
+            None => None,
+            Some(task) => {
+                let task_header = header_name(&task.header, "task.header")?;
+                if task_header == header {
+                    return Err(ConfigError::invalid(
+                        "task.header",
+                        "must differ from identity.header",
+                    ));
+                }
+                if task.max_lifetime_seconds == 0 || task.max_lifetime_seconds > 24 * 3600 {
+                    return Err(ConfigError::invalid(
+                        "task.max_lifetime_seconds",
+                        "must be between 1 and 86400",
+                    ));
+                }
+                let issuers = compile::issuers(&task.issuers, "task.issuers", true)?;
+                Some(TaskSettings {
+                    header: task_header,
+                    verifier: TokenVerifier::new(issuers, skew, identity.max_token_bytes)
+                        .with_max_lifetime(task.max_lifetime_seconds),
+                    binding: task.binding,
+                    forward: task.forward,
+                    cache: TokenCache::new(identity.cache_entries),
+                })
+            }
+        };
+        let routes = compile::routes(&raw.routes)?;
+        if task.is_none() {
+            if let Some(index) = routes.iter().position(|r| r.require_task) {
+                return Err(ConfigError::invalid(
+                    format!("routes[{index}].require_task"),
+                    "needs a `task` block that says how task credentials are verified",
+                ));
+            }
+        }
+        if raw.delegation.max_depth == 0 || raw.delegation.max_depth > MAX_DELEGATION_DEPTH {
+            return Err(ConfigError::invalid(
+                "delegation.max_depth",
+                format!("must be between 1 and {MAX_DELEGATION_DEPTH}"),
+            ));
+        }
+        let inventory_scopes =
+            compile::inventory_scopes(&raw.policy.data, raw.delegation.inventory.as_deref())?;
         let policy = Policy::compile(&raw.policy)?;
         let settings = Settings {
             credential_header: header,
@@ -107,12 +185,13 @@ impl Authorizer {
             peer_uri_san: raw.connection.peer_uri_san,
         };
         Ok(Self {
-            verifier: TokenVerifier::new(
-                issuers,
-                identity.clock_skew_seconds,
-                identity.max_token_bytes,
-            ),
+            verifier: TokenVerifier::new(issuers, skew, identity.max_token_bytes),
             cache: TokenCache::new(identity.cache_entries),
+            task,
+            routes,
+            mcp: compile::mcp(raw.mcp)?,
+            max_delegation_depth: raw.delegation.max_depth,
+            inventory_scopes,
             policy,
             environment: Value::from(serde_json::Value::Object(raw.environment)),
             settings,
@@ -129,6 +208,16 @@ impl Authorizer {
         self.cache.len()
     }
 
+    /// How many body bytes the adapter must buffer before calling [`Authorizer::decide`], or
+    /// `None` when the decision needs headers only. A body over the limit is refused with
+    /// [`Authorizer::refuse_oversized`].
+    pub fn body_limit(&self, request: &RequestView) -> Option<usize> {
+        let parsed = parse_path(&request.path).ok()?;
+        let route = intent::match_route(&self.routes, &request.method, &parsed)
+            .and_then(|(i, _)| self.routes.get(i));
+        intent::body_limit(route, &request.method, &self.mcp)
+    }
+
     fn next_decision_id(&mut self) -> String {
         self.next_id = self.next_id.wrapping_add(1);
         format!("{}{:016x}", self.id_prefix, self.next_id)
@@ -142,13 +231,52 @@ impl Authorizer {
         audit: &mut dyn AuditSink,
     ) -> Decision {
         let started = clock.now_unix_nanos();
-        let now = started / 1_000_000_000;
-        let decision_id = self.next_decision_id();
-        let mut agent: Option<AgentRef> = None;
-        let mut cache_hit = None;
-        let (outcome, reasons, policy_headers) =
-            self.evaluate(request, now, &mut agent, &mut cache_hit);
+        let mut trace = Trace::default();
+        let result = self.evaluate(request, started / 1_000_000_000, &mut trace);
+        self.finish(request, result, trace, started, clock, audit)
+    }
 
+    /// The refusal for a body larger than [`Authorizer::body_limit`] allowed, audited like any
+    /// other decision.
+    pub fn refuse_oversized(
+        &mut self,
+        request: &RequestView,
+        limit: usize,
+        clock: &dyn Clock,
+        audit: &mut dyn AuditSink,
+    ) -> Decision {
+        let started = clock.now_unix_nanos();
+        let reason = format!("request body is larger than {limit} bytes");
+        self.finish(
+            request,
+            Err(Refusal(Outcome::PayloadTooLarge, reason)),
+            Trace::default(),
+            started,
+            clock,
+            audit,
+        )
+    }
+
+    fn finish(
+        &mut self,
+        request: &RequestView,
+        result: Result<crate::policy::PolicyDecision, Refusal>,
+        trace: Trace,
+        started: u64,
+        clock: &dyn Clock,
+        audit: &mut dyn AuditSink,
+    ) -> Decision {
+        let (outcome, reasons, policy_headers) = match result {
+            Ok(d) if d.allow => (Outcome::Allow, d.reasons, d.headers),
+            Ok(d) if d.reasons.is_empty() => (
+                Outcome::Deny,
+                vec!["denied by policy".to_owned()],
+                Vec::new(),
+            ),
+            Ok(d) => (Outcome::Deny, d.reasons, Vec::new()),
+            Err(Refusal(outcome, reason)) => (outcome, vec![reason], Vec::new()),
+        };
+        let decision_id = self.next_decision_id();
         let mut decision = Decision {
             outcome,
             decision_id,
@@ -156,32 +284,33 @@ impl Authorizer {
             upstream_headers: Vec::new(),
             remove_headers: Vec::new(),
             response_headers: Vec::new(),
-            cache_hit,
+            cache_hit: trace.cache_hit,
         };
-        decision.response_headers.push((
+        let id_header = (
             self.settings.decision_id_header.clone(),
             decision.decision_id.clone(),
-        ));
+        );
+        decision.response_headers.push(id_header.clone());
         match outcome {
             Outcome::Allow => {
                 decision.upstream_headers = policy_headers;
-                decision.upstream_headers.push((
-                    self.settings.decision_id_header.clone(),
-                    decision.decision_id.clone(),
-                ));
+                decision.upstream_headers.push(id_header);
                 if !self.settings.forward_credential {
                     decision
                         .remove_headers
                         .push(self.settings.credential_header.clone());
                 }
+                if let Some(task) = self.task.as_ref().filter(|t| !t.forward) {
+                    decision.remove_headers.push(task.header.clone());
+                }
             }
             Outcome::Unauthenticated => {
-                decision.response_headers.push((
-                    "www-authenticate".to_owned(),
-                    self.challenge(&decision.reasons),
-                ));
+                let challenge = self.challenge(&decision.reasons);
+                decision
+                    .response_headers
+                    .push(("www-authenticate".to_owned(), challenge));
             }
-            Outcome::Deny | Outcome::BadRequest | Outcome::Error => {}
+            Outcome::Deny | Outcome::BadRequest | Outcome::PayloadTooLarge | Outcome::Error => {}
         }
         let finished = clock.now_unix_nanos();
         audit.record(&AuditEvent {
@@ -191,7 +320,10 @@ impl Authorizer {
             outcome,
             status: outcome.status(),
             reasons: decision.reasons.clone(),
-            agent,
+            agent: trace.agent,
+            task: trace.task,
+            delegation: trace.delegation,
+            intent: trace.intent.as_ref().map(audit::IntentRef::from),
             request: RequestRef {
                 method: request.method.clone(),
                 authority: request.authority.clone(),
@@ -214,43 +346,108 @@ impl Authorizer {
         &mut self,
         request: &RequestView,
         now: u64,
-        agent: &mut Option<AgentRef>,
-        cache_hit: &mut Option<bool>,
-    ) -> (Outcome, Vec<String>, Vec<(String, String)>) {
-        let parsed = match parse_path(&request.path) {
-            Ok(parsed) => parsed,
-            Err(err) => return (Outcome::BadRequest, vec![err.to_string()], Vec::new()),
-        };
-        let identity = match self.authenticate(request, now, cache_hit) {
-            Ok(identity) => identity,
-            Err(err) => return (Outcome::Unauthenticated, vec![err.to_string()], Vec::new()),
-        };
-        *agent = Some(AgentRef {
-            issuer: identity.token.issuer.clone(),
-            subject: identity.token.subject.clone(),
-            spiffe_id: identity.token.spiffe.as_ref().map(|s| s.id.clone()),
-            token_digest: identity.token.digest.clone(),
-            jti: identity.token.jti.clone(),
-            cache_hit: cache_hit.unwrap_or(false),
+        trace: &mut Trace,
+    ) -> Result<crate::policy::PolicyDecision, Refusal> {
+        let parsed = parse_path(&request.path)
+            .map_err(|err| Refusal(Outcome::BadRequest, err.to_string()))?;
+        let route = intent::match_route(&self.routes, &request.method, &parsed);
+        let route_settings = route.as_ref().and_then(|(i, _)| self.routes.get(*i));
+        let require_task = route_settings.is_some_and(|r| r.require_task);
+        let route_name = route_settings.map(|r| r.name.clone()).unwrap_or_default();
+
+        let identity = self
+            .authenticate(request, now, &mut trace.cache_hit)
+            .map_err(Refusal::unauthenticated)?;
+        let token = &identity.token;
+        let caller = token
+            .spiffe
+            .as_ref()
+            .map(|s| s.id.clone())
+            .or_else(|| token.subject.clone())
+            .unwrap_or_default();
+        trace.agent = Some(AgentRef {
+            issuer: token.issuer.clone(),
+            subject: token.subject.clone(),
+            spiffe_id: token.spiffe.as_ref().map(|s| s.id.clone()),
+            token_digest: token.digest.clone(),
+            jti: token.jti.clone(),
+            cache_hit: trace.cache_hit.unwrap_or(false),
         });
-        let document = input::document(
-            identity.input.clone(),
-            input::request(request, &parsed, &self.settings.credential_header),
-            input::connection(request),
-            self.environment.clone(),
-        );
-        match self.policy.evaluate(document) {
-            Ok(d) if d.allow => (Outcome::Allow, d.reasons, d.headers),
-            Ok(d) => {
-                let reasons = if d.reasons.is_empty() {
-                    vec!["denied by policy".to_owned()]
-                } else {
-                    d.reasons
-                };
-                (Outcome::Deny, reasons, Vec::new())
+
+        let task = match self.task.as_mut() {
+            None => None,
+            Some(settings) => {
+                let value =
+                    single_header(request, &settings.header).map_err(Refusal::unauthenticated)?;
+                match value {
+                    None if require_task => {
+                        return Err(Refusal::unauthenticated(TaskError::Required {
+                            route: route_name,
+                            header: settings.header.clone(),
+                        }))
+                    }
+                    None => None,
+                    Some(value) => {
+                        let (task, _) = settings
+                            .verify(value.trim(), now)
+                            .map_err(Refusal::unauthenticated)?;
+                        trace.task = Some(task.txn.clone());
+                        settings
+                            .check_binding(&task, &caller)
+                            .map_err(Refusal::forbidden)?;
+                        Some(task)
+                    }
+                }
             }
-            Err(err) => (Outcome::Error, vec![err.to_string()], Vec::new()),
+        };
+
+        // Authority comes from the task credential when there is one, else from the identity.
+        let (authority_claims, exercised) = match &task {
+            Some(task) => (&task.token.claims, task.scopes.clone()),
+            None => (
+                &token.claims,
+                crate::delegation::scopes(token.claims.get("scope")),
+            ),
+        };
+        let chain = Chain::from_claims(authority_claims, self.max_delegation_depth)
+            .map_err(Refusal::forbidden)?;
+        check_may_act(
+            authority_claims,
+            chain.as_ref().map_or(caller.as_str(), Chain::current_actor),
+        )
+        .map_err(Refusal::forbidden)?;
+        if let Some(chain) = &chain {
+            trace.delegation = chain.chain.iter().map(|a| a.sub.clone()).collect();
+            if chain.current_actor() != caller {
+                return Err(Refusal::forbidden(
+                    crate::delegation::DelegationError::ActorIsNotCaller {
+                        actor: chain.current_actor().to_owned(),
+                        caller,
+                    },
+                ));
+            }
+            let inventory = &self.inventory_scopes;
+            chain
+                .check_attenuation(exercised.as_ref(), &|sub: &str| inventory.get(sub).cloned())
+                .map_err(Refusal::forbidden)?;
         }
+
+        let route = route.and_then(|(i, captures)| self.routes.get(i).map(|r| (r, captures)));
+        let intent = intent::build(request, route, &self.mcp)
+            .map_err(|err| Refusal(Outcome::BadRequest, err.to_string()))?;
+        let document = input::document(input::Parts {
+            identity: identity.input.clone(),
+            request: input::request(request, &parsed, &self.settings.credential_header),
+            connection: input::connection(request),
+            environment: self.environment.clone(),
+            task: task.as_ref().map(|t| t.input.clone()),
+            delegation: input::delegation(chain.as_ref()),
+            intent: input::intent(&intent),
+        });
+        trace.intent = Some(intent);
+        self.policy
+            .evaluate(document)
+            .map_err(|err| Refusal(Outcome::Error, err.to_string()))
     }
 
     fn authenticate(
@@ -280,21 +477,12 @@ impl Authorizer {
 
     fn extract_token<'r>(&self, request: &'r RequestView) -> Result<&'r str, TokenError> {
         let header = &self.settings.credential_header;
-        let mut values = request.headers.iter().filter(|(name, _)| name == header);
-        let (_, value) = values
-            .next()
-            .ok_or_else(|| TokenError::Missing(header.clone()))?;
-        if values.next().is_some() {
-            return Err(TokenError::Malformed(
-                "the credential header appears more than once",
-            ));
-        }
+        let value =
+            single_header(request, header)?.ok_or_else(|| TokenError::Missing(header.clone()))?;
         if value.len() > self.verifier.max_token_bytes() + self.settings.scheme.len() + 16 {
             return Err(TokenError::TooLarge(self.verifier.max_token_bytes()));
         }
-        let value = std::str::from_utf8(value)
-            .map_err(|_| TokenError::Malformed("credential is not ASCII"))?
-            .trim();
+        let value = value.trim();
         let scheme = &self.settings.scheme;
         let token = if scheme.is_empty() {
             value
@@ -309,9 +497,6 @@ impl Authorizer {
         };
         if token.is_empty() {
             return Err(TokenError::Missing(header.clone()));
-        }
-        if !token.is_ascii() {
-            return Err(TokenError::Malformed("credential is not ASCII"));
         }
         Ok(token)
     }
@@ -332,82 +517,50 @@ impl Authorizer {
     }
 }
 
-fn compile_issuers(raw: &RawConfig) -> Result<Vec<Issuer>, ConfigError> {
-    if raw.issuers.is_empty() {
-        return Err(ConfigError::invalid(
-            "issuers",
-            "at least one issuer is required",
+/// The one value of a header that must not repeat, as ASCII text.
+fn single_header<'r>(request: &'r RequestView, name: &str) -> Result<Option<&'r str>, TokenError> {
+    let mut values = request.headers.iter().filter(|(n, _)| n == name);
+    let Some((_, value)) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(TokenError::Malformed(
+            "a credential header appears more than once",
         ));
     }
-    let mut seen = HashSet::new();
-    let mut issuers = Vec::with_capacity(raw.issuers.len());
-    for (index, issuer) in raw.issuers.iter().enumerate() {
-        let at = format!("issuers[{index}]");
-        if issuer.issuer.is_empty() {
-            return Err(ConfigError::invalid(
-                format!("{at}.issuer"),
-                "must not be empty",
-            ));
-        }
-        if !seen.insert(issuer.issuer.as_str()) {
-            return Err(ConfigError::invalid(
-                format!("{at}.issuer"),
-                format!("`{}` is configured twice", issuer.issuer),
-            ));
-        }
-        if issuer.audiences.is_empty() || issuer.audiences.iter().any(String::is_empty) {
-            return Err(ConfigError::invalid(
-                format!("{at}.audiences"),
-                "at least one non-empty audience is required",
-            ));
-        }
-        if issuer.algorithms.is_empty() {
-            return Err(ConfigError::invalid(
-                format!("{at}.algorithms"),
-                "at least one algorithm is required",
-            ));
-        }
-        let mut algorithms = Vec::new();
-        for (a, name) in issuer.algorithms.iter().enumerate() {
-            let alg = Algorithm::from_name(name).ok_or_else(|| {
-                ConfigError::invalid(
-                    format!("{at}.algorithms[{a}]"),
-                    format!("`{name}` is not supported (ES256 ES384 RS256 RS384 RS512 PS256 PS384 PS512 EdDSA; never none or HS*)"),
-                )
-            })?;
-            if issuer.profile == TokenProfile::JwtSvid && alg == Algorithm::EdDsa {
-                return Err(ConfigError::invalid(
-                    format!("{at}.algorithms[{a}]"),
-                    "JWT-SVIDs are signed with RS*, ES* or PS* only",
-                ));
-            }
-            algorithms.push(alg);
-        }
-        if issuer.jwks.keys.is_empty() {
-            return Err(ConfigError::invalid(
-                format!("{at}.jwks.keys"),
-                "at least one key is required",
-            ));
-        }
-        let mut kids = HashSet::new();
-        let mut keys_out = Vec::with_capacity(issuer.jwks.keys.len());
-        for (k, jwk) in issuer.jwks.keys.iter().enumerate() {
-            let key_at = format!("{at}.jwks.keys[{k}]");
-            if !kids.insert(jwk.kid.as_str()) {
-                return Err(ConfigError::invalid(
-                    format!("{key_at}.kid"),
-                    format!("`{}` is used twice", jwk.kid),
-                ));
-            }
-            keys_out.push(keys::key_entry(jwk, &algorithms, &key_at)?);
-        }
-        issuers.push(Issuer {
-            issuer: issuer.issuer.clone(),
-            profile: issuer.profile,
-            audiences: issuer.audiences.iter().cloned().collect(),
-            algorithms,
-            keys: keys_out,
-        });
+    if !value.is_ascii() {
+        return Err(TokenError::Malformed("credential is not ASCII"));
     }
-    Ok(issuers)
+    std::str::from_utf8(value)
+        .map(Some)
+        .map_err(|_| TokenError::Malformed("credential is not ASCII"))
+}
+
+/// RFC 8693 `may_act`: when the credential says who may act for its subject, the acting
+/// party must be one of them.
+fn check_may_act(
+    claims: &serde_json::Map<String, serde_json::Value>,
+    actor: &str,
+) -> Result<(), crate::delegation::DelegationError> {
+    let Some(may_act) = claims.get("may_act") else {
+        return Ok(());
+    };
+    let allowed = match may_act {
+        serde_json::Value::Array(items) => items
+            .iter()
+            .any(|i| i.get("sub").and_then(|s| s.as_str()) == Some(actor)),
+        other => other.get("sub").and_then(|s| s.as_str()) == Some(actor),
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(crate::delegation::DelegationError::MayAct {
+            actor: actor.to_owned(),
+            subject: claims
+                .get("sub")
+                .and_then(|s| s.as_str())
+                .unwrap_or_default()
+                .to_owned(),
+        })
+    }
 }

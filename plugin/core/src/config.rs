@@ -19,6 +19,165 @@ pub struct RawConfig {
     pub response: RawResponse,
     #[serde(default)]
     pub connection: RawConnection,
+    #[serde(default)]
+    pub task: Option<RawTask>,
+    #[serde(default)]
+    pub delegation: RawDelegation,
+    #[serde(default)]
+    pub routes: Vec<RawRoute>,
+    #[serde(default)]
+    pub mcp: RawMcp,
+}
+
+/// Per-task credentials: OAuth transaction tokens.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTask {
+    #[serde(default = "default_task_header")]
+    pub header: String,
+    pub issuers: Vec<RawIssuer>,
+    #[serde(default = "default_task_lifetime")]
+    pub max_lifetime_seconds: u64,
+    #[serde(default)]
+    pub binding: TaskBinding,
+    #[serde(default)]
+    pub forward: bool,
+}
+
+fn default_task_header() -> String {
+    "txn-token".to_owned()
+}
+
+fn default_task_lifetime() -> u64 {
+    600
+}
+
+/// Which claim of a task credential names the workload it was issued to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskBinding {
+    /// `req_wl`, the requesting workload (transaction-token draft).
+    #[default]
+    ReqWl,
+    /// `sub`.
+    Sub,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawDelegation {
+    pub max_depth: usize,
+    /// Key of the agent inventory in `policy.data` (e.g. `agents`); each agent's `scopes`
+    /// bound what it can delegate.
+    pub inventory: Option<String>,
+}
+
+impl Default for RawDelegation {
+    fn default() -> Self {
+        Self {
+            max_depth: 4,
+            inventory: None,
+        }
+    }
+}
+
+/// A route: how to read requests whose path and method match.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    pub name: String,
+    pub path: String,
+    #[serde(default)]
+    pub methods: Vec<String>,
+    #[serde(default)]
+    pub protocol: Protocol,
+    #[serde(default)]
+    pub require_task: bool,
+    #[serde(default)]
+    pub action: Option<ActionClass>,
+    #[serde(default)]
+    pub resource: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    #[default]
+    Http,
+    Mcp,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Http => "http",
+            Protocol::Mcp => "mcp",
+        }
+    }
+}
+
+/// Read, write and execute are separate grants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionClass {
+    Read,
+    Write,
+    Execute,
+}
+
+impl ActionClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionClass::Read => "read",
+            ActionClass::Write => "write",
+            ActionClass::Execute => "execute",
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawMcp {
+    pub max_body_bytes: usize,
+    /// Tool annotations: what each tool does and what data it touches.
+    pub tools: std::collections::BTreeMap<String, RawTool>,
+    /// How tools missing from `tools` are classed: by default as `execute` on `unclassified`
+    /// data, the most guarded class.
+    pub unknown_tool: RawTool,
+    /// Remove tools the agent may not call from `tools/list` responses.
+    pub filter_tools_list: bool,
+}
+
+impl Default for RawMcp {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 1024 * 1024,
+            tools: std::collections::BTreeMap::new(),
+            unknown_tool: RawTool::default(),
+            filter_tools_list: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTool {
+    pub action: ActionClass,
+    #[serde(default = "default_data_class")]
+    pub data_class: String,
+}
+
+fn default_data_class() -> String {
+    "unclassified".to_owned()
+}
+
+impl Default for RawTool {
+    fn default() -> Self {
+        Self {
+            action: ActionClass::Execute,
+            data_class: default_data_class(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -65,6 +224,8 @@ pub enum TokenProfile {
     Oidc,
     /// RFC 9068 access token: `typ` must be `at+jwt`.
     AccessToken,
+    /// OAuth transaction token: `typ` must be `txntoken+jwt`; `txn`, `sub`, `iat` required.
+    TxnToken,
 }
 
 impl TokenProfile {
@@ -73,6 +234,7 @@ impl TokenProfile {
             TokenProfile::JwtSvid => "jwt-svid",
             TokenProfile::Oidc => "oidc",
             TokenProfile::AccessToken => "access-token",
+            TokenProfile::TxnToken => "txn-token",
         }
     }
 }

@@ -13,6 +13,8 @@ pub enum Outcome {
     Unauthenticated,
     /// The request cannot be judged safely (malformed path, ...): 400.
     BadRequest,
+    /// The body is over the configured limit: 413.
+    PayloadTooLarge,
     /// The policy failed; never forwarded: 500.
     Error,
 }
@@ -24,6 +26,7 @@ impl Outcome {
             Outcome::Deny => 403,
             Outcome::Unauthenticated => 401,
             Outcome::BadRequest => 400,
+            Outcome::PayloadTooLarge => 413,
             Outcome::Error => 500,
         }
     }
@@ -35,6 +38,7 @@ impl Outcome {
             Outcome::Deny => "forbidden",
             Outcome::Unauthenticated => "unauthenticated",
             Outcome::BadRequest => "bad_request",
+            Outcome::PayloadTooLarge => "payload_too_large",
             Outcome::Error => "policy_error",
         }
     }
@@ -45,6 +49,7 @@ impl Outcome {
             Outcome::Deny => "deny",
             Outcome::Unauthenticated => "unauthenticated",
             Outcome::BadRequest => "bad_request",
+            Outcome::PayloadTooLarge => "payload_too_large",
             Outcome::Error => "error",
         }
     }

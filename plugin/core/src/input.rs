@@ -117,11 +117,126 @@ pub fn connection(view: &RequestView) -> Value {
     }
 }
 
-pub fn document(identity: Value, request: Value, connection: Value, environment: Value) -> Value {
+pub struct Parts {
+    pub identity: Value,
+    pub request: Value,
+    pub connection: Value,
+    pub environment: Value,
+    pub task: Option<Value>,
+    pub delegation: Value,
+    pub intent: Value,
+}
+
+pub fn document(parts: Parts) -> Value {
+    let mut fields = vec![
+        ("identity", parts.identity),
+        ("request", parts.request),
+        ("connection", parts.connection),
+        ("environment", parts.environment),
+        ("delegation", parts.delegation),
+        ("intent", parts.intent),
+    ];
+    if let Some(task) = parts.task {
+        fields.push(("task", task));
+    }
+    object(fields)
+}
+
+/// `input.task`, built once per verified task credential.
+pub fn task(
+    token: &VerifiedToken,
+    txn: &str,
+    scopes: Option<&std::collections::BTreeSet<String>>,
+    bound_to: Option<&str>,
+) -> Value {
+    let mut fields = vec![
+        ("txn", string(txn)),
+        ("issuer", string(&token.issuer)),
+        ("expires_at", Value::from(token.expires_at)),
+        (
+            "scopes",
+            Value::from(
+                scopes
+                    .map(|s| s.iter().map(|x| string(x)).collect::<Vec<_>>())
+                    .unwrap_or_default(),
+            ),
+        ),
+        ("token", token_reference(token)),
+    ];
+    if let Some(subject) = &token.subject {
+        fields.push(("subject", string(subject)));
+    }
+    if let Some(bound) = bound_to {
+        fields.push(("workload", string(bound)));
+    }
+    for (claim, key) in [("tctx", "context"), ("rctx", "request_context")] {
+        if let Some(value) = token.claims.get(claim) {
+            fields.push((key, Value::from(value.clone())));
+        }
+    }
+    object(fields)
+}
+
+/// `input.delegation`: always present; depth 0 and an empty chain without `act`.
+pub fn delegation(chain: Option<&crate::delegation::Chain>) -> Value {
+    let Some(chain) = chain else {
+        return object([
+            ("depth", Value::from(0u64)),
+            ("chain", Value::from(Vec::<Value>::new())),
+        ]);
+    };
+    let actors: Vec<Value> = chain
+        .chain
+        .iter()
+        .map(|actor| {
+            let mut fields = vec![("sub", string(&actor.sub))];
+            if let Some(scopes) = &actor.scopes {
+                fields.push((
+                    "scopes",
+                    Value::from(scopes.iter().map(|s| string(s)).collect::<Vec<_>>()),
+                ));
+            }
+            object(fields)
+        })
+        .collect();
     object([
-        ("identity", identity),
-        ("request", request),
-        ("connection", connection),
-        ("environment", environment),
+        ("depth", Value::from(chain.depth() as u64)),
+        ("origin", string(chain.origin())),
+        ("actor", string(chain.current_actor())),
+        ("chain", Value::from(actors)),
     ])
+}
+
+/// `input.intent`.
+pub fn intent(intent: &crate::intent::Intent) -> Value {
+    let mut fields = vec![
+        ("protocol", string(intent.protocol.as_str())),
+        ("action", string(intent.action.as_str())),
+        (
+            "params",
+            Value::from(
+                intent
+                    .params
+                    .iter()
+                    .map(|(k, v)| (string(k), string(v)))
+                    .collect::<BTreeMap<Value, Value>>(),
+            ),
+        ),
+        (
+            "arguments",
+            Value::from(serde_json::Value::Object(intent.arguments.clone())),
+        ),
+    ];
+    for (key, value) in [
+        ("route", &intent.route),
+        ("resource", &intent.resource),
+        ("rpc_method", &intent.rpc_method),
+        ("tool", &intent.tool),
+        ("data_class", &intent.data_class),
+    ] {
+        if let Some(value) = value {
+            fields.push((key, string(value)));
+        }
+    }
+    object(fields)
 }

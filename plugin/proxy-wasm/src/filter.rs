@@ -10,18 +10,29 @@ use proxy_wasm::types::{Action, LogLevel};
 use crate::host::{log, LogAuditSink, ProxyClock};
 use crate::metrics::Metrics;
 
+/// A request whose decision waits for its body.
+struct Pending {
+    view: RequestView,
+    limit: usize,
+}
+
 pub struct BridleFilter {
     authorizer: Option<Rc<RefCell<Authorizer>>>,
     metrics: Rc<Metrics>,
+    pending: Option<Pending>,
     /// Headers for the upstream's response once the request was allowed.
     response_headers: Vec<(String, String)>,
 }
+
+const UNAVAILABLE: &[u8] =
+    br#"{"error":"unavailable","reasons":["bridle has no usable configuration"]}"#;
 
 impl BridleFilter {
     pub fn new(authorizer: Option<Rc<RefCell<Authorizer>>>, metrics: Rc<Metrics>) -> Self {
         Self {
             authorizer,
             metrics,
+            pending: None,
             response_headers: Vec::new(),
         }
     }
@@ -53,53 +64,35 @@ impl BridleFilter {
         view
     }
 
-    fn refuse(&self, decision: &Decision) {
-        let body = decision.refusal_body();
-        let mut headers: Vec<(&str, &str)> = vec![("content-type", "application/json")];
-        headers.extend(
-            decision
-                .response_headers
-                .iter()
-                .map(|(n, v)| (n.as_str(), v.as_str())),
+    fn unavailable(&self, why: &str) -> Action {
+        log(LogLevel::Error, &format!("bridle: {why}; refusing request"));
+        self.send_http_response(
+            503,
+            vec![("content-type", "application/json")],
+            Some(UNAVAILABLE),
         );
-        self.send_http_response(u32::from(decision.status()), headers, Some(body.as_bytes()));
+        Action::Pause
     }
-}
 
-impl Context for BridleFilter {}
+    /// Runs `f` with the authorizer borrowed; `None` when there is none or it is in use.
+    fn with_authorizer<T>(&self, f: impl FnOnce(&mut Authorizer) -> T) -> Option<T> {
+        let authorizer = self.authorizer.as_ref()?;
+        let mut authorizer = authorizer.try_borrow_mut().ok()?;
+        Some(f(&mut authorizer))
+    }
 
-impl HttpContext for BridleFilter {
-    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        let Some(authorizer) = self.authorizer.clone() else {
-            log(
-                LogLevel::Error,
-                "bridle: no valid configuration; refusing request",
-            );
-            self.send_http_response(
-                503,
-                vec![("content-type", "application/json")],
-                Some(br#"{"error":"unavailable","reasons":["bridle has no valid configuration"]}"#),
-            );
-            return Action::Pause;
-        };
-        let Ok(mut authorizer) = authorizer.try_borrow_mut() else {
-            log(
-                LogLevel::Critical,
-                "bridle: authorizer re-entered; refusing request",
-            );
-            self.send_http_response(
-                503,
-                vec![("content-type", "application/json")],
-                Some(br#"{"error":"unavailable"}"#),
-            );
-            return Action::Pause;
-        };
-        let view = self.request_view(authorizer.settings().peer_uri_san);
-        let decision = authorizer.decide(&view, &ProxyClock, &mut LogAuditSink);
-        drop(authorizer);
+    fn enforce(&mut self, decision: Decision) -> Action {
         self.metrics.count(decision.outcome, decision.cache_hit);
         if !decision.is_allowed() {
-            self.refuse(&decision);
+            let body = decision.refusal_body();
+            let mut headers: Vec<(&str, &str)> = vec![("content-type", "application/json")];
+            headers.extend(
+                decision
+                    .response_headers
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), v.as_str())),
+            );
+            self.send_http_response(u32::from(decision.status()), headers, Some(body.as_bytes()));
             return Action::Pause;
         }
         for name in &decision.remove_headers {
@@ -112,6 +105,75 @@ impl HttpContext for BridleFilter {
         }
         self.response_headers = decision.response_headers;
         Action::Continue
+    }
+}
+
+impl Context for BridleFilter {}
+
+impl HttpContext for BridleFilter {
+    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        let Some(peer_uri_san) = self.with_authorizer(|a| a.settings().peer_uri_san) else {
+            return self.unavailable("no usable configuration");
+        };
+        let mut view = self.request_view(peer_uri_san);
+        let Some(limit) = self.with_authorizer(|a| a.body_limit(&view)) else {
+            return self.unavailable("authorizer unavailable");
+        };
+        let decision = match limit {
+            Some(limit) if !end_of_stream => {
+                let declared = self
+                    .get_http_request_header("content-length")
+                    .and_then(|v| v.trim().parse::<usize>().ok());
+                if declared.is_some_and(|length| length > limit) {
+                    self.with_authorizer(|a| {
+                        a.refuse_oversized(&view, limit, &ProxyClock, &mut LogAuditSink)
+                    })
+                } else {
+                    self.pending = Some(Pending { view, limit });
+                    return Action::Pause;
+                }
+            }
+            Some(_) => {
+                view.body = Some(Vec::new());
+                self.with_authorizer(|a| a.decide(&view, &ProxyClock, &mut LogAuditSink))
+            }
+            None => self.with_authorizer(|a| a.decide(&view, &ProxyClock, &mut LogAuditSink)),
+        };
+        match decision {
+            Some(decision) => self.enforce(decision),
+            None => self.unavailable("authorizer unavailable"),
+        }
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        let Some(pending) = self.pending.as_ref() else {
+            return Action::Continue;
+        };
+        let limit = pending.limit;
+        if body_size > limit {
+            let Some(mut pending) = self.pending.take() else {
+                return Action::Pause;
+            };
+            pending.view.body = None;
+            return match self.with_authorizer(|a| {
+                a.refuse_oversized(&pending.view, limit, &ProxyClock, &mut LogAuditSink)
+            }) {
+                Some(decision) => self.enforce(decision),
+                None => self.unavailable("authorizer unavailable"),
+            };
+        }
+        if !end_of_stream {
+            // Keep buffering: the host accumulates the body until the end of the stream.
+            return Action::Pause;
+        }
+        let Some(mut pending) = self.pending.take() else {
+            return Action::Pause;
+        };
+        pending.view.body = Some(self.get_http_request_body(0, body_size).unwrap_or_default());
+        match self.with_authorizer(|a| a.decide(&pending.view, &ProxyClock, &mut LogAuditSink)) {
+            Some(decision) => self.enforce(decision),
+            None => self.unavailable("authorizer unavailable"),
+        }
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {

@@ -47,7 +47,7 @@ impl Metrics {
             Outcome::Allow => self.allow,
             Outcome::Deny => self.deny,
             Outcome::Unauthenticated => self.unauthenticated,
-            Outcome::BadRequest => self.bad_request,
+            Outcome::BadRequest | Outcome::PayloadTooLarge => self.bad_request,
             Outcome::Error => self.error,
         };
         increment(id);

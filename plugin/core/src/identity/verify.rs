@@ -69,6 +69,10 @@ pub enum TokenError {
     NotSpiffe(String),
     #[error("token claims malformed: {0}")]
     BadClaims(String),
+    #[error("token has no `{0}` claim")]
+    MissingClaim(&'static str),
+    #[error("token lives {lifetime}s (`exp` - `iat`), over the {max}s maximum: standing access is refused")]
+    StandingAccess { lifetime: u64, max: u64 },
 }
 
 /// The verified facts about a token.
@@ -132,6 +136,7 @@ pub struct TokenVerifier {
     issuers: Vec<Issuer>,
     skew_seconds: u64,
     max_token_bytes: usize,
+    max_lifetime_seconds: Option<u64>,
 }
 
 impl TokenVerifier {
@@ -140,7 +145,14 @@ impl TokenVerifier {
             issuers,
             skew_seconds,
             max_token_bytes,
+            max_lifetime_seconds: None,
         }
+    }
+
+    /// Refuses tokens whose `exp - iat` exceeds `seconds` (and tokens without `iat`).
+    pub fn with_max_lifetime(mut self, seconds: u64) -> Self {
+        self.max_lifetime_seconds = Some(seconds);
+        self
     }
 
     pub fn skew_seconds(&self) -> u64 {
@@ -240,6 +252,23 @@ impl TokenVerifier {
             ..VerificationOptions::default()
         };
         verifier.verify(token, options).map_err(map_jwt_error)?;
+        if issuer.profile == TokenProfile::TxnToken {
+            for claim in ["txn", "sub"] {
+                if !claims.get(claim).is_some_and(Value::is_string) {
+                    return Err(TokenError::MissingClaim(claim));
+                }
+            }
+        }
+        if let Some(max) = self.max_lifetime_seconds {
+            let issued_at = claims
+                .get("iat")
+                .and_then(Value::as_u64)
+                .ok_or(TokenError::MissingClaim("iat"))?;
+            let lifetime = expires_at.saturating_sub(issued_at);
+            if lifetime > max {
+                return Err(TokenError::StandingAccess { lifetime, max });
+            }
+        }
 
         let subject = claims.get("sub").and_then(Value::as_str).map(str::to_owned);
         let spiffe = match (issuer.profile, &subject) {
@@ -276,6 +305,7 @@ fn check_type(typ: Option<&str>, profile: TokenProfile) -> Result<(), TokenError
                 TokenProfile::AccessToken,
                 Some("at+jwt" | "application/at+jwt")
             )
+            | (TokenProfile::TxnToken, Some("txntoken+jwt"))
     );
     if accepted {
         Ok(())

@@ -1,0 +1,204 @@
+//! Validation and compilation of the configuration blocks the core holds between requests.
+//! Every error names the field it is about.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+use crate::config::{ActionClass, Protocol, RawIssuer, RawMcp, RawRoute, RawTool, TokenProfile};
+use crate::error::ConfigError;
+use crate::identity::keys::{self, Algorithm};
+use crate::identity::verify::Issuer;
+use crate::route::PathPattern;
+
+pub fn issuers(raw: &[RawIssuer], at: &str, task: bool) -> Result<Vec<Issuer>, ConfigError> {
+    if raw.is_empty() {
+        return Err(ConfigError::invalid(at, "at least one issuer is required"));
+    }
+    let mut seen = HashSet::new();
+    let mut issuers = Vec::with_capacity(raw.len());
+    for (index, issuer) in raw.iter().enumerate() {
+        let at = format!("{at}[{index}]");
+        if issuer.issuer.is_empty() {
+            return Err(ConfigError::invalid(
+                format!("{at}.issuer"),
+                "must not be empty",
+            ));
+        }
+        if !seen.insert(issuer.issuer.as_str()) {
+            return Err(ConfigError::invalid(
+                format!("{at}.issuer"),
+                format!("`{}` is configured twice", issuer.issuer),
+            ));
+        }
+        if task != (issuer.profile == TokenProfile::TxnToken) {
+            let expected = if task {
+                "`txn-token`"
+            } else {
+                "`jwt-svid`, `oidc` or `access-token`"
+            };
+            return Err(ConfigError::invalid(
+                format!("{at}.profile"),
+                format!("must be {expected} here"),
+            ));
+        }
+        if issuer.audiences.is_empty() || issuer.audiences.iter().any(String::is_empty) {
+            return Err(ConfigError::invalid(
+                format!("{at}.audiences"),
+                "at least one non-empty audience is required",
+            ));
+        }
+        if issuer.algorithms.is_empty() {
+            return Err(ConfigError::invalid(
+                format!("{at}.algorithms"),
+                "at least one algorithm is required",
+            ));
+        }
+        let mut algorithms = Vec::new();
+        for (a, name) in issuer.algorithms.iter().enumerate() {
+            let alg = Algorithm::from_name(name).ok_or_else(|| {
+                ConfigError::invalid(
+                    format!("{at}.algorithms[{a}]"),
+                    format!("`{name}` is not supported (ES256 ES384 RS256 RS384 RS512 PS256 PS384 PS512 EdDSA; never none or HS*)"),
+                )
+            })?;
+            if issuer.profile == TokenProfile::JwtSvid && alg == Algorithm::EdDsa {
+                return Err(ConfigError::invalid(
+                    format!("{at}.algorithms[{a}]"),
+                    "JWT-SVIDs are signed with RS*, ES* or PS* only",
+                ));
+            }
+            algorithms.push(alg);
+        }
+        if issuer.jwks.keys.is_empty() {
+            return Err(ConfigError::invalid(
+                format!("{at}.jwks.keys"),
+                "at least one key is required",
+            ));
+        }
+        let mut kids = HashSet::new();
+        let mut keys_out = Vec::with_capacity(issuer.jwks.keys.len());
+        for (k, jwk) in issuer.jwks.keys.iter().enumerate() {
+            let key_at = format!("{at}.jwks.keys[{k}]");
+            if !kids.insert(jwk.kid.as_str()) {
+                return Err(ConfigError::invalid(
+                    format!("{key_at}.kid"),
+                    format!("`{}` is used twice", jwk.kid),
+                ));
+            }
+            keys_out.push(keys::key_entry(jwk, &algorithms, &key_at)?);
+        }
+        issuers.push(Issuer {
+            issuer: issuer.issuer.clone(),
+            profile: issuer.profile,
+            audiences: issuer.audiences.iter().cloned().collect(),
+            algorithms,
+            keys: keys_out,
+        });
+    }
+    Ok(issuers)
+}
+
+/// A validated route.
+pub struct Route {
+    pub name: String,
+    pub pattern: PathPattern,
+    /// Upper-case; empty means any method.
+    pub methods: Vec<String>,
+    pub protocol: Protocol,
+    pub require_task: bool,
+    pub action: Option<ActionClass>,
+    pub resource: Option<String>,
+}
+
+pub fn routes(raw: &[RawRoute]) -> Result<Vec<Route>, ConfigError> {
+    let mut names = HashSet::new();
+    raw.iter()
+        .enumerate()
+        .map(|(index, route)| {
+            let at = format!("routes[{index}]");
+            if route.name.is_empty() || !names.insert(route.name.as_str()) {
+                return Err(ConfigError::invalid(
+                    format!("{at}.name"),
+                    "must be non-empty and unique",
+                ));
+            }
+            let pattern = PathPattern::parse(&route.path).map_err(|err| {
+                ConfigError::invalid(format!("{at}.path"), format!("`{}` {err}", route.path))
+            })?;
+            let mut methods = Vec::with_capacity(route.methods.len());
+            for (m, method) in route.methods.iter().enumerate() {
+                if method.is_empty() || !method.bytes().all(|b| b.is_ascii_alphabetic()) {
+                    return Err(ConfigError::invalid(
+                        format!("{at}.methods[{m}]"),
+                        format!("`{method}` is not an HTTP method"),
+                    ));
+                }
+                methods.push(method.to_ascii_uppercase());
+            }
+            Ok(Route {
+                name: route.name.clone(),
+                pattern,
+                methods,
+                protocol: route.protocol,
+                require_task: route.require_task,
+                action: route.action,
+                resource: route.resource.clone(),
+            })
+        })
+        .collect()
+}
+
+/// Validated MCP settings.
+pub struct Mcp {
+    pub max_body_bytes: usize,
+    pub tools: BTreeMap<String, RawTool>,
+    pub unknown_tool: RawTool,
+    pub filter_tools_list: bool,
+}
+
+pub const MAX_BODY_BYTES_LIMIT: usize = 16 * 1024 * 1024;
+
+pub fn mcp(raw: RawMcp) -> Result<Mcp, ConfigError> {
+    if raw.max_body_bytes == 0 || raw.max_body_bytes > MAX_BODY_BYTES_LIMIT {
+        return Err(ConfigError::invalid(
+            "mcp.max_body_bytes",
+            format!("must be between 1 and {MAX_BODY_BYTES_LIMIT}"),
+        ));
+    }
+    for (name, tool) in &raw.tools {
+        if name.is_empty() || tool.data_class.is_empty() {
+            return Err(ConfigError::invalid(
+                format!("mcp.tools.{name}"),
+                "tool names and data classes must not be empty",
+            ));
+        }
+    }
+    Ok(Mcp {
+        max_body_bytes: raw.max_body_bytes,
+        tools: raw.tools,
+        unknown_tool: raw.unknown_tool,
+        filter_tools_list: raw.filter_tools_list,
+    })
+}
+
+/// The scopes each agent of the inventory may hold: `data[inventory][agent].scopes`.
+pub fn inventory_scopes(
+    data: &serde_json::Map<String, serde_json::Value>,
+    inventory: Option<&str>,
+) -> Result<BTreeMap<String, BTreeSet<String>>, ConfigError> {
+    let Some(key) = inventory else {
+        return Ok(BTreeMap::new());
+    };
+    let Some(serde_json::Value::Object(agents)) = data.get(key) else {
+        return Err(ConfigError::invalid(
+            "delegation.inventory",
+            format!("`policy.data.{key}` is not an object of agents"),
+        ));
+    };
+    let mut scopes = BTreeMap::new();
+    for (agent, entry) in agents {
+        if let Some(granted) = crate::delegation::scopes(entry.get("scopes")) {
+            scopes.insert(agent.clone(), granted);
+        }
+    }
+    Ok(scopes)
+}

@@ -1,0 +1,370 @@
+//! Task credentials, delegation and MCP intent through the decision pipeline, natively.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use bridle_core::{AuditEvent, AuditSink, Authorizer, Decision, Outcome, RequestView};
+use jwt_simple::prelude::*;
+use serde_json::{json, Map, Value};
+
+const ISS: &str = "spiffe://demo.bridle.dev";
+const TXN_ISS: &str = "https://txn.demo.bridle.dev";
+const AUD: &str = "bridle-gateway";
+const AGENT: &str = "spiffe://demo.bridle.dev/agent/ops-bot";
+const OTHER: &str = "spiffe://demo.bridle.dev/agent/research-bot";
+
+struct FixedClock(u64);
+impl bridle_core::Clock for FixedClock {
+    fn now_unix_nanos(&self) -> u64 {
+        self.0 * 1_000_000_000
+    }
+}
+
+#[derive(Default)]
+struct Events(Vec<String>);
+impl AuditSink for Events {
+    fn record(&mut self, event: &AuditEvent) {
+        self.0.push(event.to_json());
+    }
+}
+
+fn now() -> u64 {
+    jwt_simple::prelude::Clock::now_since_epoch().as_secs()
+}
+
+fn jwk(key: &ES256KeyPair, kid: &str) -> Value {
+    let point = key.public_key().public_key().to_bytes_uncompressed();
+    json!({"kty": "EC", "crv": "P-256", "kid": kid,
+        "x": URL_SAFE_NO_PAD.encode(&point[1..33]), "y": URL_SAFE_NO_PAD.encode(&point[33..])})
+}
+
+const POLICY: &str = r#"package agents
+import rego.v1
+default decision := {"allow": false, "reasons": ["not allowed"]}
+decision := {"allow": true, "headers": {"x-txn": object.get(input, ["task", "txn"], ""), "x-action": input.intent.action, "x-depth": sprintf("%d", [input.delegation.depth])}} if {
+    input.intent.tool in {"read_file", "list_reports"}
+}
+decision := {"allow": true, "headers": {"x-action": input.intent.action}} if {
+    input.intent.tool == "deploy_service"
+    input.intent.arguments.env != "prod"
+}
+decision := {"allow": false, "reasons": [sprintf("agent %s may not call tool deploy_service in prod without approval", [input.identity.spiffe.id])]} if {
+    input.intent.tool == "deploy_service"
+    input.intent.arguments.env == "prod"
+}
+decision := {"allow": true} if input.intent.rpc_method == "tools/list"
+decision := {"allow": true, "headers": {"x-action": input.intent.action, "x-resource": input.intent.resource, "x-report": input.intent.params.report}} if input.intent.route == "reports"
+"#;
+
+struct Fixture {
+    workload: ES256KeyPair,
+    txn: ES256KeyPair,
+    authorizer: Authorizer,
+    events: Events,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let workload = ES256KeyPair::generate().with_key_id("w1");
+        let txn = ES256KeyPair::generate().with_key_id("t1");
+        let config = json!({
+            "issuers": [{"issuer": ISS, "profile": "jwt-svid", "audiences": [AUD], "algorithms": ["ES256"], "jwks": {"keys": [jwk(&workload, "w1")]}}],
+            "task": {"issuers": [{"issuer": TXN_ISS, "profile": "txn-token", "audiences": [AUD], "algorithms": ["ES256"], "jwks": {"keys": [jwk(&txn, "t1")]}}],
+                     "max_lifetime_seconds": 600},
+            "delegation": {"max_depth": 3, "inventory": "agents"},
+            "routes": [
+                {"name": "mcp", "path": "/mcp", "protocol": "mcp", "require_task": true},
+                {"name": "reports", "path": "/api/reports/{report}", "methods": ["GET"], "resource": "report"}
+            ],
+            "mcp": {"max_body_bytes": 4096, "tools": {
+                "read_file": {"action": "read", "data_class": "internal"},
+                "deploy_service": {"action": "execute", "data_class": "infrastructure"}}},
+            "policy": {"entrypoint": "data.agents.decision", "modules": [{"name": "a.rego", "source": POLICY}],
+                       "data": {"agents": {"spiffe://demo.bridle.dev/agent/planner": {"scopes": ["mcp:read"]}}}}
+        });
+        let authorizer = Authorizer::from_json(config.to_string().as_bytes(), 3).unwrap();
+        Self {
+            workload,
+            txn,
+            authorizer,
+            events: Events::default(),
+        }
+    }
+
+    fn identity(&self, sub: &str) -> String {
+        self.workload
+            .sign(
+                Claims::create(Duration::from_secs(300))
+                    .with_issuer(ISS)
+                    .with_subject(sub)
+                    .with_audience(AUD),
+            )
+            .unwrap()
+    }
+
+    fn task(&self, extra: Value, lifetime: u64) -> String {
+        let mut custom: Map<String, Value> =
+            json!({"txn": "task-7", "req_wl": AGENT, "scope": "mcp:read mcp:execute"})
+                .as_object()
+                .unwrap()
+                .clone();
+        for (k, v) in extra.as_object().unwrap() {
+            custom.insert(k.clone(), v.clone());
+        }
+        let claims = Claims::with_custom_claims(custom, Duration::from_secs(lifetime))
+            .with_issuer(TXN_ISS)
+            .with_subject("user:alice")
+            .with_audience(AUD);
+        let options = HeaderOptions {
+            signature_type: Some("txntoken+jwt".into()),
+            ..Default::default()
+        };
+        self.txn.sign_with_options(claims, &options).unwrap()
+    }
+
+    fn mcp(
+        &mut self,
+        identity: &str,
+        task: Option<&str>,
+        body: &[u8],
+        extra_headers: &[(&str, &str)],
+    ) -> Decision {
+        let mut view = RequestView {
+            method: "POST".into(),
+            path: "/mcp".into(),
+            authority: "mcp.internal".into(),
+            ..Default::default()
+        };
+        view.headers.push((
+            "authorization".into(),
+            format!("Bearer {identity}").into_bytes(),
+        ));
+        if let Some(task) = task {
+            view.headers
+                .push(("txn-token".into(), task.as_bytes().to_vec()));
+        }
+        for (n, v) in extra_headers {
+            view.headers.push((n.to_string(), v.as_bytes().to_vec()));
+        }
+        assert_eq!(self.authorizer.body_limit(&view), Some(4096));
+        view.body = Some(body.to_vec());
+        self.authorizer
+            .decide(&view, &FixedClock(now()), &mut self.events)
+    }
+}
+
+fn call(tool: &str, arguments: Value) -> Vec<u8> {
+    json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": tool, "arguments": arguments}}).to_string().into_bytes()
+}
+
+fn header<'d>(d: &'d Decision, name: &str) -> Option<&'d str> {
+    d.upstream_headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+#[test]
+fn a_bound_task_credential_lets_the_agent_call_its_tools() {
+    let mut f = Fixture::new();
+    let (identity, task) = (f.identity(AGENT), f.task(json!({}), 300));
+    let d = f.mcp(
+        &identity,
+        Some(&task),
+        &call("read_file", json!({"path": "/etc/motd"})),
+        &[],
+    );
+    assert_eq!(d.outcome, Outcome::Allow, "{:?}", d.reasons);
+    assert_eq!(header(&d, "x-txn"), Some("task-7"));
+    assert_eq!(header(&d, "x-action"), Some("read"));
+    assert!(
+        d.remove_headers.contains(&"authorization".to_owned())
+            && d.remove_headers.contains(&"txn-token".to_owned())
+    );
+    let event: Value = serde_json::from_str(f.events.0.last().unwrap()).unwrap();
+    assert_eq!(event["task"], "task-7");
+    assert_eq!(
+        event["intent"],
+        json!({"protocol": "mcp", "action": "read", "route": "mcp", "rpc_method": "tools/call", "tool": "read_file", "data_class": "internal"})
+    );
+    assert!(
+        !f.events.0.last().unwrap().contains("/etc/motd"),
+        "tool arguments stay out of the audit trail"
+    );
+}
+
+#[test]
+fn argument_level_rules_are_enforced_at_request_time() {
+    let mut f = Fixture::new();
+    let (identity, task) = (f.identity(AGENT), f.task(json!({}), 300));
+    let staging = f.mcp(
+        &identity,
+        Some(&task),
+        &call("deploy_service", json!({"env": "staging"})),
+        &[],
+    );
+    assert_eq!(staging.outcome, Outcome::Allow, "{:?}", staging.reasons);
+    assert_eq!(header(&staging, "x-action"), Some("execute"));
+    let prod = f.mcp(
+        &identity,
+        Some(&task),
+        &call("deploy_service", json!({"env": "prod"})),
+        &[],
+    );
+    assert_eq!(prod.outcome, Outcome::Deny);
+    assert_eq!(
+        prod.reasons,
+        [format!(
+            "agent {AGENT} may not call tool deploy_service in prod without approval"
+        )]
+    );
+}
+
+#[test]
+fn task_credentials_are_required_short_lived_and_bound() {
+    let mut f = Fixture::new();
+    let identity = f.identity(AGENT);
+    let body = call("read_file", json!({}));
+    let missing = f.mcp(&identity, None, &body, &[]);
+    assert_eq!(
+        (missing.outcome, missing.reasons.as_slice()),
+        (
+            Outcome::Unauthenticated,
+            ["route `mcp` requires a task credential in header `txn-token`".to_owned()].as_slice()
+        )
+    );
+    let standing = f.task(json!({}), 3600);
+    let d = f.mcp(&identity, Some(&standing), &body, &[]);
+    assert_eq!(d.outcome, Outcome::Unauthenticated);
+    assert_eq!(d.reasons, ["task credential: token lives 3600s (`exp` - `iat`), over the 600s maximum: standing access is refused"]);
+    let theirs = f.task(json!({"req_wl": OTHER}), 300);
+    let d = f.mcp(&identity, Some(&theirs), &body, &[]);
+    assert_eq!(d.outcome, Outcome::Deny);
+    assert_eq!(
+        d.reasons,
+        [format!(
+            "task credential is bound to `{OTHER}`, not to the caller `{AGENT}`"
+        )]
+    );
+    let workload_signed = f.identity(AGENT);
+    let d = f.mcp(&identity, Some(&workload_signed), &body, &[]);
+    assert_eq!(d.outcome, Outcome::Unauthenticated);
+    assert!(
+        d.reasons[0].starts_with("task credential: token issuer"),
+        "{:?}",
+        d.reasons
+    );
+}
+
+#[test]
+fn delegation_may_only_narrow() {
+    let mut f = Fixture::new();
+    let identity = f.identity(AGENT);
+    let body = call("read_file", json!({}));
+    let narrowing = f.task(json!({"scope": "mcp:read", "act": {"sub": AGENT, "act": {"sub": "spiffe://demo.bridle.dev/agent/planner"}}}), 300);
+    let d = f.mcp(&identity, Some(&narrowing), &body, &[]);
+    assert_eq!(d.outcome, Outcome::Allow, "{:?}", d.reasons);
+    assert_eq!(header(&d, "x-depth"), Some("2"));
+
+    let amplifying = f.task(json!({"scope": "mcp:read mcp:execute", "act": {"sub": AGENT, "scope": "mcp:read mcp:execute", "act": {"sub": "spiffe://demo.bridle.dev/agent/planner"}}}), 300);
+    let d = f.mcp(&identity, Some(&amplifying), &body, &[]);
+    assert_eq!(d.outcome, Outcome::Deny);
+    assert_eq!(d.reasons, [format!("delegation hop 2 (spiffe://demo.bridle.dev/agent/planner → {AGENT}) amplifies privilege: {AGENT} holds `mcp:execute`, which spiffe://demo.bridle.dev/agent/planner did not")]);
+
+    let not_me = f.task(json!({"act": {"sub": OTHER}}), 300);
+    let d = f.mcp(&identity, Some(&not_me), &body, &[]);
+    assert_eq!(
+        d.reasons,
+        [format!(
+            "delegation chain's current actor `{OTHER}` is not the caller `{AGENT}`"
+        )]
+    );
+
+    let deep = f.task(json!({"act": {"sub": AGENT, "act": {"sub": "a", "act": {"sub": "b", "act": {"sub": "c"}}}}}), 300);
+    let d = f.mcp(&identity, Some(&deep), &body, &[]);
+    assert_eq!(d.reasons, ["delegation chain is deeper than 3"]);
+
+    let may_act = f.task(json!({"may_act": {"sub": OTHER}}), 300);
+    let d = f.mcp(&identity, Some(&may_act), &body, &[]);
+    assert_eq!(
+        d.reasons,
+        [format!(
+            "`{AGENT}` is not permitted to act for `user:alice` (`may_act`)"
+        )]
+    );
+}
+
+#[test]
+fn mcp_bodies_that_could_be_read_two_ways_are_refused() {
+    let mut f = Fixture::new();
+    let (identity, task) = (f.identity(AGENT), f.task(json!({}), 300));
+    let body = call("read_file", json!({}));
+    let mismatch = f.mcp(
+        &identity,
+        Some(&task),
+        &body,
+        &[("mcp-name", "deploy_service")],
+    );
+    assert_eq!(
+        (mismatch.outcome, mismatch.status()),
+        (Outcome::BadRequest, 400)
+    );
+    assert_eq!(
+        mismatch.reasons,
+        ["header `mcp-name` says `deploy_service` but the body says `read_file`"]
+    );
+    let agree = f.mcp(
+        &identity,
+        Some(&task),
+        &body,
+        &[("mcp-method", "tools/call"), ("mcp-name", "read_file")],
+    );
+    assert_eq!(agree.outcome, Outcome::Allow);
+    for bad in [&b"[{\"jsonrpc\":\"2.0\",\"method\":\"tools/list\"}]"[..], b"{\"jsonrpc\":\"2.0\",", b"\xff\xfe", br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read_file","name":"deploy_service"}}"#] {
+        let d = f.mcp(&identity, Some(&task), bad, &[]);
+        assert_eq!(d.outcome, Outcome::BadRequest, "{:?}", String::from_utf8_lossy(bad));
+    }
+    let view = RequestView {
+        method: "POST".into(),
+        path: "/mcp".into(),
+        ..Default::default()
+    };
+    let d = f
+        .authorizer
+        .refuse_oversized(&view, 4096, &FixedClock(now()), &mut f.events);
+    assert_eq!((d.outcome, d.status()), (Outcome::PayloadTooLarge, 413));
+}
+
+#[test]
+fn http_routes_give_action_resource_and_parameters() {
+    let mut f = Fixture::new();
+    let identity = f.identity(AGENT);
+    let view = RequestView {
+        method: "GET".into(),
+        path: "/api/reports/q3".into(),
+        headers: vec![(
+            "authorization".into(),
+            format!("Bearer {identity}").into_bytes(),
+        )],
+        ..Default::default()
+    };
+    assert_eq!(f.authorizer.body_limit(&view), None);
+    let d = f
+        .authorizer
+        .decide(&view, &FixedClock(now()), &mut f.events);
+    assert_eq!(d.outcome, Outcome::Allow, "{:?}", d.reasons);
+    assert_eq!(
+        (
+            header(&d, "x-action"),
+            header(&d, "x-resource"),
+            header(&d, "x-report")
+        ),
+        (Some("read"), Some("report"), Some("q3"))
+    );
+}

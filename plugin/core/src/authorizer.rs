@@ -60,6 +60,7 @@ struct Trace {
     task: Option<String>,
     intent: Option<intent::Intent>,
     delegation: Vec<String>,
+    tools_filter: Option<crate::tools_list::ToolsListFilter>,
 }
 
 pub struct Authorizer {
@@ -266,6 +267,7 @@ impl Authorizer {
         clock: &dyn Clock,
         audit: &mut dyn AuditSink,
     ) -> Decision {
+        let mut trace = trace;
         let (outcome, reasons, policy_headers) = match result {
             Ok(d) if d.allow => (Outcome::Allow, d.reasons, d.headers),
             Ok(d) if d.reasons.is_empty() => (
@@ -285,6 +287,7 @@ impl Authorizer {
             remove_headers: Vec::new(),
             response_headers: Vec::new(),
             cache_hit: trace.cache_hit,
+            tools_filter: None,
         };
         let id_header = (
             self.settings.decision_id_header.clone(),
@@ -293,6 +296,7 @@ impl Authorizer {
         decision.response_headers.push(id_header.clone());
         match outcome {
             Outcome::Allow => {
+                decision.tools_filter = trace.tools_filter.take();
                 decision.upstream_headers = policy_headers;
                 decision.upstream_headers.push(id_header);
                 if !self.settings.forward_credential {
@@ -444,6 +448,12 @@ impl Authorizer {
             delegation: input::delegation(chain.as_ref()),
             intent: input::intent(&intent),
         });
+        if self.mcp.filter_tools_list && intent.rpc_method.as_deref() == Some("tools/list") {
+            trace.tools_filter = Some(crate::tools_list::ToolsListFilter {
+                input: document.clone(),
+                route: intent.route.clone(),
+            });
+        }
         trace.intent = Some(intent);
         self.policy
             .evaluate(document)
@@ -499,6 +509,46 @@ impl Authorizer {
             return Err(TokenError::Missing(header.clone()));
         }
         Ok(token)
+    }
+
+    /// Filters a `tools/list` response down to the tools the policy would let this caller
+    /// call (with no arguments). A response that cannot be read is replaced by a JSON-RPC
+    /// error rather than passed through unfiltered.
+    pub fn filter_tools_list(
+        &mut self,
+        filter: &crate::tools_list::ToolsListFilter,
+        body: &[u8],
+        content_type: &str,
+    ) -> Vec<u8> {
+        let policy = &mut self.policy;
+        let mcp = &self.mcp;
+        let mut keep = |tool: &str| {
+            let annotation = mcp.tools.get(tool).unwrap_or(&mcp.unknown_tool);
+            let intent = intent::Intent {
+                protocol: crate::config::Protocol::Mcp,
+                route: filter.route.clone(),
+                action: annotation.action,
+                resource: None,
+                params: BTreeMap::new(),
+                rpc_method: Some("tools/call".to_owned()),
+                tool: Some(tool.to_owned()),
+                arguments: serde_json::Map::new(),
+                data_class: Some(annotation.data_class.clone()),
+            };
+            let mut document = filter.input.clone();
+            match document.as_object_mut() {
+                Ok(fields) => {
+                    fields.insert(Value::from("intent"), input::intent(&intent));
+                }
+                Err(_) => return false,
+            }
+            policy.evaluate(document).is_ok_and(|d| d.allow)
+        };
+        crate::tools_list::filter_body(body, content_type, &mut keep).unwrap_or_else(|err| {
+            serde_json::json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32603, "message": format!("bridle: {err}")}})
+                .to_string()
+                .into_bytes()
+        })
     }
 
     /// RFC 6750 challenge: no error code when no credential was sent at all.

@@ -68,6 +68,9 @@ pub struct Decision {
     pub response_headers: Vec<(String, String)>,
     /// Whether the token came from the verified-token cache; `None` when no token was checked.
     pub cache_hit: Option<bool>,
+    /// Set when the response (an MCP `tools/list` result) must be filtered with
+    /// [`crate::Authorizer::filter_tools_list`] before the caller sees it.
+    pub tools_filter: Option<crate::tools_list::ToolsListFilter>,
 }
 
 #[derive(Serialize)]

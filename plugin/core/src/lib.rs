@@ -28,3 +28,4 @@ pub mod json_strict;
 pub mod mcp;
 pub mod route;
 pub mod task;
+pub mod tools_list;

@@ -82,7 +82,7 @@ impl Fixture {
                 {"name": "mcp", "path": "/mcp", "protocol": "mcp", "require_task": true},
                 {"name": "reports", "path": "/api/reports/{report}", "methods": ["GET"], "resource": "report"}
             ],
-            "mcp": {"max_body_bytes": 4096, "tools": {
+            "mcp": {"max_body_bytes": 4096, "filter_tools_list": true, "tools": {
                 "read_file": {"action": "read", "data_class": "internal"},
                 "deploy_service": {"action": "execute", "data_class": "infrastructure"}}},
             "policy": {"entrypoint": "data.agents.decision", "modules": [{"name": "a.rego", "source": POLICY}],
@@ -367,4 +367,33 @@ fn http_routes_give_action_resource_and_parameters() {
         ),
         (Some("read"), Some("report"), Some("q3"))
     );
+}
+
+#[test]
+fn tools_list_shows_only_the_tools_the_agent_may_call() {
+    let mut f = Fixture::new();
+    let (identity, task) = (f.identity(AGENT), f.task(json!({}), 300));
+    let list = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/list"}).to_string();
+    let d = f.mcp(&identity, Some(&task), list.as_bytes(), &[]);
+    assert_eq!(d.outcome, Outcome::Allow, "{:?}", d.reasons);
+    let filter = d.tools_filter.expect("tools/list responses are filtered");
+    let response = json!({"jsonrpc": "2.0", "id": 3, "result": {"tools": [
+        {"name": "read_file", "inputSchema": {}}, {"name": "deploy_service"}, {"name": "rm_rf"}]}});
+    let out = f.authorizer.filter_tools_list(
+        &filter,
+        response.to_string().as_bytes(),
+        "application/json",
+    );
+    let out: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(
+        out["result"]["tools"],
+        json!([{"name": "read_file", "inputSchema": {}}])
+    );
+    let broken = f
+        .authorizer
+        .filter_tools_list(&filter, b"not json", "application/json");
+    let broken: Value = serde_json::from_slice(&broken).unwrap();
+    assert_eq!(broken["error"]["code"], -32603);
+    let call = f.mcp(&identity, Some(&task), &call("read_file", json!({})), &[]);
+    assert!(call.tools_filter.is_none());
 }

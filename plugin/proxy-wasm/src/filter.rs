@@ -3,6 +3,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use bridle_core::tools_list::ToolsListFilter;
 use bridle_core::{Authorizer, ConnectionFacts, Decision, RequestView};
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, LogLevel};
@@ -22,6 +23,9 @@ pub struct BridleFilter {
     pending: Option<Pending>,
     /// Headers for the upstream's response once the request was allowed.
     response_headers: Vec<(String, String)>,
+    /// Set for an allowed MCP `tools/list`: the response body is filtered.
+    tools_filter: Option<ToolsListFilter>,
+    response_content_type: String,
 }
 
 const UNAVAILABLE: &[u8] =
@@ -34,6 +38,8 @@ impl BridleFilter {
             metrics,
             pending: None,
             response_headers: Vec::new(),
+            tools_filter: None,
+            response_content_type: String::new(),
         }
     }
 
@@ -104,6 +110,7 @@ impl BridleFilter {
             self.set_http_request_header(name, Some(value));
         }
         self.response_headers = decision.response_headers;
+        self.tools_filter = decision.tools_filter;
         Action::Continue
     }
 }
@@ -179,6 +186,40 @@ impl HttpContext for BridleFilter {
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         for (name, value) in std::mem::take(&mut self.response_headers) {
             self.set_http_response_header(&name, Some(&value));
+        }
+        if self.tools_filter.is_some() {
+            self.response_content_type = self
+                .get_http_response_header("content-type")
+                .unwrap_or_default();
+            // The filtered body is shorter; the host recomputes framing without this.
+            self.set_http_response_header("content-length", None);
+        }
+        Action::Continue
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if self.tools_filter.is_none() {
+            return Action::Continue;
+        }
+        if !end_of_stream {
+            return Action::Pause;
+        }
+        let Some(filter) = self.tools_filter.take() else {
+            return Action::Continue;
+        };
+        let body = self
+            .get_http_response_body(0, body_size)
+            .unwrap_or_default();
+        let content_type = std::mem::take(&mut self.response_content_type);
+        let filtered = self.with_authorizer(|a| a.filter_tools_list(&filter, &body, &content_type));
+        match filtered {
+            Some(filtered) => self.set_http_response_body(0, body_size, &filtered),
+            // Without the authorizer the list cannot be filtered; show no tools rather than all.
+            None => self.set_http_response_body(
+                0,
+                body_size,
+                br#"{"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":"bridle: authorizer unavailable"}}"#,
+            ),
         }
         Action::Continue
     }

@@ -47,7 +47,7 @@ fn filter_message(message: &mut Value, keep: &mut dyn FnMut(&str) -> bool) -> bo
     tools.retain(|tool| {
         tool.get("name")
             .and_then(Value::as_str)
-            .is_some_and(|name| keep(name))
+            .is_some_and(&mut *keep)
     });
     true
 }

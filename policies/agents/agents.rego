@@ -1,11 +1,13 @@
-# Bridle starter policy: every agent is a governed identity.
+# Bridle's governed-agents policy.
 #
-# An agent is known by its SPIFFE ID and listed in `data.agents` with an owner, a purpose, the
-# environments it may act in, and the routes (methods + path patterns) it may call. Anything
-# not listed is denied; an agent without an owner is denied.
+# Every agent is a governed identity: `data.agents` lists each agent by SPIFFE ID with its owner,
+# purpose, risk tier, the environments it may act in, the action classes it holds (read, write
+# and execute are separate grants), the HTTP routes and MCP tools it may use, the data classes
+# it may touch, and how deep it may be in a delegation chain. Unknown agents and agents without
+# an owner are denied. Sensitive data classes need an explicit scope on the task credential.
+# Executing anything in production needs a human approval bound to that exact action.
 #
-# Path patterns: `*` matches one segment, a trailing `/**` matches any remainder (including
-# none). Methods: upper-case names, or `*` for any.
+# Path patterns: `*` matches one segment, a trailing `/**` any remainder (including none).
 package bridle.agents
 
 import rego.v1
@@ -15,6 +17,16 @@ agent_id := input.identity.spiffe.id
 agent := data.agents[agent_id]
 
 environment := object.get(input.environment, "name", "")
+
+intent := object.get(input, "intent", {"protocol": "http", "action": http_action})
+
+http_action := "read" if input.request.method in {"GET", "HEAD", "OPTIONS"}
+
+else := "write"
+
+task_scopes := {s | some s in object.get(input, ["task", "scopes"], [])}
+
+# --- denials, each with a reason a human can act on -------------------------------------------
 
 reasons contains "caller has no SPIFFE ID" if not input.identity.spiffe
 
@@ -38,8 +50,44 @@ reasons contains msg if {
 
 reasons contains msg if {
 	agent
+	not intent.action in object.get(agent, "actions", [])
+	msg := sprintf("agent %s holds no %s grant", [agent_id, intent.action])
+}
+
+reasons contains msg if {
+	agent
+	intent.protocol == "http"
 	not route_allowed
 	msg := sprintf("agent %s may not %s %s", [agent_id, input.request.method, input.request.path])
+}
+
+reasons contains msg if {
+	agent
+	intent.protocol == "mcp"
+	intent.tool
+	not intent.tool in object.get(agent, "tools", [])
+	msg := sprintf("agent %s may not call tool %s", [agent_id, intent.tool])
+}
+
+reasons contains msg if {
+	agent
+	intent.data_class
+	not intent.data_class in object.get(agent, "data_classes", [])
+	msg := sprintf("agent %s may not touch %s data", [agent_id, intent.data_class])
+}
+
+reasons contains msg if {
+	agent
+	scope := data.sensitive_data_classes[intent.data_class]
+	not scope in task_scopes
+	msg := sprintf("%s data needs the task scope %s", [intent.data_class, scope])
+}
+
+reasons contains msg if {
+	agent
+	depth := object.get(input, ["delegation", "depth"], 0)
+	depth > object.get(agent, "max_delegation_depth", 0)
+	msg := sprintf("agent %s may not act %d hops down a delegation chain (at most %d)", [agent_id, depth, object.get(agent, "max_delegation_depth", 0)])
 }
 
 has_owner if {
@@ -48,7 +96,7 @@ has_owner if {
 }
 
 route_allowed if {
-	some rule in object.get(agent, "allow", [])
+	some rule in object.get(agent, "routes", [])
 	method_matches(rule.methods, input.request.method)
 	some pattern in rule.paths
 	path_matches(pattern, input.request.segments)
@@ -84,18 +132,36 @@ path_matches(pattern, segments) if {
 	}
 }
 
+# --- escalation: execute in production waits for a human ---------------------------------------
+
+needs_approval if {
+	intent.action == "execute"
+	environment == "prod"
+}
+
+approval_reason := sprintf("agent %s may not call tool %s in prod without approval", [agent_id, intent.tool]) if intent.tool
+
+else := sprintf("agent %s may not execute %s %s in prod without approval", [agent_id, input.request.method, input.request.path])
+
+# --- the decision -------------------------------------------------------------------------------
+
 default decision := {"allow": false, "reasons": ["policy could not establish an allow"]}
 
-decision := {
-	"allow": true,
-	"reasons": [],
-	"headers": {
-		"x-bridle-agent": agent_id,
-		"x-bridle-agent-owner": agent.owner,
-	},
-} if {
+allowed_headers := {
+	"x-bridle-agent": agent_id,
+	"x-bridle-agent-owner": agent.owner,
+}
+
+decision := {"allow": true, "reasons": [], "headers": allowed_headers} if {
 	agent
 	count(reasons) == 0
+	not needs_approval
+}
+
+decision := {"allow": false, "approval_required": true, "reasons": [approval_reason]} if {
+	agent
+	count(reasons) == 0
+	needs_approval
 }
 
 decision := {"allow": false, "reasons": sort(reasons)} if count(reasons) > 0

@@ -1,7 +1,12 @@
 //! Runs every YAML decision case of the shipped policies under regorus, through the same
 //! compile-and-evaluate path the filter uses.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::path::Path;
 
@@ -21,6 +26,8 @@ struct Case {
 #[serde(deny_unknown_fields)]
 struct Expect {
     allow: bool,
+    #[serde(default)]
+    approval_required: bool,
     reasons: Vec<String>,
     #[serde(default)]
     headers: Option<std::collections::BTreeMap<String, String>>,
@@ -77,5 +84,5 @@ fn run(policy: &bridle_policies::ShippedPolicy, minimum_cases: usize) {
 
 #[test]
 fn agents_policy_cases() {
-    run(&bridle_policies::AGENTS, 10);
+    run(&bridle_policies::AGENTS, 18);
 }

@@ -270,6 +270,7 @@ impl Authorizer {
         let mut trace = trace;
         let (outcome, reasons, policy_headers) = match result {
             Ok(d) if d.allow => (Outcome::Allow, d.reasons, d.headers),
+            Ok(d) if d.approval_required => (Outcome::ApprovalRequired, d.reasons, Vec::new()),
             Ok(d) if d.reasons.is_empty() => (
                 Outcome::Deny,
                 vec!["denied by policy".to_owned()],
@@ -314,7 +315,11 @@ impl Authorizer {
                     .response_headers
                     .push(("www-authenticate".to_owned(), challenge));
             }
-            Outcome::Deny | Outcome::BadRequest | Outcome::PayloadTooLarge | Outcome::Error => {}
+            Outcome::Deny
+            | Outcome::ApprovalRequired
+            | Outcome::BadRequest
+            | Outcome::PayloadTooLarge
+            | Outcome::Error => {}
         }
         let finished = clock.now_unix_nanos();
         audit.record(&AuditEvent {
@@ -542,7 +547,9 @@ impl Authorizer {
                 }
                 Err(_) => return false,
             }
-            policy.evaluate(document).is_ok_and(|d| d.allow)
+            policy
+                .evaluate(document)
+                .is_ok_and(|d| d.allow || d.approval_required)
         };
         crate::tools_list::filter_body(body, content_type, &mut keep).unwrap_or_else(|err| {
             serde_json::json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32603, "message": format!("bridle: {err}")}})

@@ -9,6 +9,8 @@ pub enum Outcome {
     Allow,
     /// The caller is known but the policy refuses: 403.
     Deny,
+    /// The policy wants a human approval for this exact action first: 403.
+    ApprovalRequired,
     /// No acceptable credential: 401.
     Unauthenticated,
     /// The request cannot be judged safely (malformed path, ...): 400.
@@ -23,7 +25,7 @@ impl Outcome {
     pub fn status(self) -> u16 {
         match self {
             Outcome::Allow => 200,
-            Outcome::Deny => 403,
+            Outcome::Deny | Outcome::ApprovalRequired => 403,
             Outcome::Unauthenticated => 401,
             Outcome::BadRequest => 400,
             Outcome::PayloadTooLarge => 413,
@@ -36,6 +38,7 @@ impl Outcome {
         match self {
             Outcome::Allow => "none",
             Outcome::Deny => "forbidden",
+            Outcome::ApprovalRequired => "approval_required",
             Outcome::Unauthenticated => "unauthenticated",
             Outcome::BadRequest => "bad_request",
             Outcome::PayloadTooLarge => "payload_too_large",
@@ -47,6 +50,7 @@ impl Outcome {
         match self {
             Outcome::Allow => "allow",
             Outcome::Deny => "deny",
+            Outcome::ApprovalRequired => "approval_required",
             Outcome::Unauthenticated => "unauthenticated",
             Outcome::BadRequest => "bad_request",
             Outcome::PayloadTooLarge => "payload_too_large",

@@ -14,6 +14,8 @@ use crate::error::ConfigError;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PolicyDecision {
     pub allow: bool,
+    /// The action may go ahead once a human approves exactly this action.
+    pub approval_required: bool,
     pub reasons: Vec<String>,
     pub headers: Vec<(String, String)>,
 }
@@ -135,6 +137,7 @@ fn parse_decision(value: &Value, entrypoint: &str) -> Result<PolicyDecision, Pol
         _ => return Err(malformed("the entrypoint must return an object")),
     };
     let mut allow = None;
+    let mut approval_required = false;
     let mut reasons = Vec::new();
     let mut headers = Vec::new();
     for (key, field) in object.iter() {
@@ -145,6 +148,10 @@ fn parse_decision(value: &Value, entrypoint: &str) -> Result<PolicyDecision, Pol
             "allow" => match field {
                 Value::Bool(b) => allow = Some(*b),
                 _ => return Err(malformed("`allow` must be a boolean")),
+            },
+            "approval_required" => match field {
+                Value::Bool(b) => approval_required = *b,
+                _ => return Err(malformed("`approval_required` must be a boolean")),
             },
             "reasons" => {
                 let items: Vec<&Value> = match field {
@@ -185,8 +192,14 @@ fn parse_decision(value: &Value, entrypoint: &str) -> Result<PolicyDecision, Pol
         }
     }
     let allow = allow.ok_or_else(|| malformed("`allow` is missing"))?;
+    if allow && approval_required {
+        return Err(malformed(
+            "`allow` and `approval_required` cannot both be true",
+        ));
+    }
     Ok(PolicyDecision {
         allow,
+        approval_required,
         reasons,
         headers,
     })

@@ -45,7 +45,7 @@ impl Metrics {
     pub fn count(&self, outcome: Outcome, cache_hit: Option<bool>) {
         let id = match outcome {
             Outcome::Allow => self.allow,
-            Outcome::Deny => self.deny,
+            Outcome::Deny | Outcome::ApprovalRequired => self.deny,
             Outcome::Unauthenticated => self.unauthenticated,
             Outcome::BadRequest | Outcome::PayloadTooLarge => self.bad_request,
             Outcome::Error => self.error,

@@ -58,14 +58,16 @@ fn run(policy: &bridle_policies::ShippedPolicy, minimum_cases: usize) {
                     decision.headers.into_iter().collect();
                 let headers_ok = case.expect.headers.as_ref().is_none_or(|h| *h == headers);
                 if decision.allow != case.expect.allow
+                    || decision.approval_required != case.expect.approval_required
                     || decision.reasons != case.expect.reasons
                     || !headers_ok
                 {
                     failures.push(format!(
-                        "{} ({}): got allow={} reasons={:?} headers={headers:?}",
+                        "{} ({}): got allow={} approval_required={} reasons={:?} headers={headers:?}",
                         file.display(),
                         case.description,
                         decision.allow,
+                        decision.approval_required,
                         decision.reasons
                     ));
                 }

@@ -22,6 +22,11 @@ pub struct AuditEvent {
     pub delegation: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub intent: Option<IntentRef>,
+    /// For escalations: the digest of the action that needs (or got) approval.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action_digest: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approved_by: Option<String>,
     pub request: RequestRef,
     pub policy: PolicyRef,
     pub latency_us: u64,

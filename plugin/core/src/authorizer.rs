@@ -5,13 +5,14 @@ use std::rc::Rc;
 
 use regorus::Value;
 
+use crate::approval::{Action, ApprovalError, ApprovalRequest, ApprovalSettings};
 use crate::audit::{self, AgentRef, AuditEvent, PolicyRef, RequestRef};
 use crate::compile::{self, Mcp, Route};
 use crate::config::{self, RawConfig};
 use crate::decision::{Decision, Outcome};
 use crate::delegation::Chain;
 use crate::error::ConfigError;
-use crate::host::{AuditSink, Clock};
+use crate::host::{Host, Once};
 use crate::identity::cache::TokenCache;
 use crate::identity::{TokenError, TokenVerifier, VerifiedToken};
 use crate::input;
@@ -61,6 +62,8 @@ struct Trace {
     intent: Option<intent::Intent>,
     delegation: Vec<String>,
     tools_filter: Option<crate::tools_list::ToolsListFilter>,
+    approval_request: Option<ApprovalRequest>,
+    approved_by: Option<String>,
 }
 
 pub struct Authorizer {
@@ -68,6 +71,7 @@ pub struct Authorizer {
     verifier: TokenVerifier,
     cache: TokenCache<CachedIdentity>,
     task: Option<TaskSettings>,
+    approval: Option<ApprovalSettings>,
     routes: Vec<Route>,
     mcp: Mcp,
     max_delegation_depth: usize,
@@ -131,7 +135,7 @@ impl Authorizer {
             ));
         }
         let skew = identity.clock_skew_seconds;
-        let issuers = compile::issuers(&raw.issuers, "issuers", false)?;
+        let issuers = compile::issuers(&raw.issuers, "issuers", compile::IssuerRole::Workload)?;
         let task = match &raw.task {
             None => None,
             Some(task) => {
@@ -148,7 +152,8 @@ impl Authorizer {
                         "must be between 1 and 86400",
                     ));
                 }
-                let issuers = compile::issuers(&task.issuers, "task.issuers", true)?;
+                let issuers =
+                    compile::issuers(&task.issuers, "task.issuers", compile::IssuerRole::Task)?;
                 Some(TaskSettings {
                     header: task_header,
                     verifier: TokenVerifier::new(issuers, skew, identity.max_token_bytes)
@@ -156,6 +161,34 @@ impl Authorizer {
                     binding: task.binding,
                     forward: task.forward,
                     cache: TokenCache::new(identity.cache_entries),
+                })
+            }
+        };
+        let approval = match &raw.approval {
+            None => None,
+            Some(approval) => {
+                let approval_header = header_name(&approval.header, "approval.header")?;
+                if approval_header == header {
+                    return Err(ConfigError::invalid(
+                        "approval.header",
+                        "must differ from identity.header",
+                    ));
+                }
+                if approval.max_lifetime_seconds == 0 || approval.max_lifetime_seconds > 3600 {
+                    return Err(ConfigError::invalid(
+                        "approval.max_lifetime_seconds",
+                        "must be between 1 and 3600",
+                    ));
+                }
+                let issuers = compile::issuers(
+                    &approval.issuers,
+                    "approval.issuers",
+                    compile::IssuerRole::Approval,
+                )?;
+                Some(ApprovalSettings {
+                    header: approval_header,
+                    verifier: TokenVerifier::new(issuers, skew, identity.max_token_bytes)
+                        .with_max_lifetime(approval.max_lifetime_seconds),
                 })
             }
         };
@@ -189,6 +222,7 @@ impl Authorizer {
             verifier: TokenVerifier::new(issuers, skew, identity.max_token_bytes),
             cache: TokenCache::new(identity.cache_entries),
             task,
+            approval,
             routes,
             mcp: compile::mcp(raw.mcp)?,
             max_delegation_depth: raw.delegation.max_depth,
@@ -225,16 +259,11 @@ impl Authorizer {
     }
 
     /// Decides on one request. Never panics and never allows on an error path.
-    pub fn decide(
-        &mut self,
-        request: &RequestView,
-        clock: &dyn Clock,
-        audit: &mut dyn AuditSink,
-    ) -> Decision {
-        let started = clock.now_unix_nanos();
+    pub fn decide(&mut self, request: &RequestView, host: &mut dyn Host) -> Decision {
+        let started = host.now_unix_nanos();
         let mut trace = Trace::default();
-        let result = self.evaluate(request, started / 1_000_000_000, &mut trace);
-        self.finish(request, result, trace, started, clock, audit)
+        let result = self.evaluate(request, started / 1_000_000_000, &mut trace, host);
+        self.finish(request, result, trace, started, host)
     }
 
     /// The refusal for a body larger than [`Authorizer::body_limit`] allowed, audited like any
@@ -243,18 +272,16 @@ impl Authorizer {
         &mut self,
         request: &RequestView,
         limit: usize,
-        clock: &dyn Clock,
-        audit: &mut dyn AuditSink,
+        host: &mut dyn Host,
     ) -> Decision {
-        let started = clock.now_unix_nanos();
+        let started = host.now_unix_nanos();
         let reason = format!("request body is larger than {limit} bytes");
         self.finish(
             request,
             Err(Refusal(Outcome::PayloadTooLarge, reason)),
             Trace::default(),
             started,
-            clock,
-            audit,
+            host,
         )
     }
 
@@ -264,8 +291,7 @@ impl Authorizer {
         result: Result<crate::policy::PolicyDecision, Refusal>,
         trace: Trace,
         started: u64,
-        clock: &dyn Clock,
-        audit: &mut dyn AuditSink,
+        host: &mut dyn Host,
     ) -> Decision {
         let mut trace = trace;
         let (outcome, reasons, policy_headers) = match result {
@@ -289,6 +315,7 @@ impl Authorizer {
             response_headers: Vec::new(),
             cache_hit: trace.cache_hit,
             tools_filter: None,
+            approval: None,
         };
         let id_header = (
             self.settings.decision_id_header.clone(),
@@ -308,6 +335,9 @@ impl Authorizer {
                 if let Some(task) = self.task.as_ref().filter(|t| !t.forward) {
                     decision.remove_headers.push(task.header.clone());
                 }
+                if let Some(approval) = &self.approval {
+                    decision.remove_headers.push(approval.header.clone());
+                }
             }
             Outcome::Unauthenticated => {
                 let challenge = self.challenge(&decision.reasons);
@@ -315,14 +345,11 @@ impl Authorizer {
                     .response_headers
                     .push(("www-authenticate".to_owned(), challenge));
             }
-            Outcome::Deny
-            | Outcome::ApprovalRequired
-            | Outcome::BadRequest
-            | Outcome::PayloadTooLarge
-            | Outcome::Error => {}
+            Outcome::ApprovalRequired => decision.approval = trace.approval_request.clone(),
+            Outcome::Deny | Outcome::BadRequest | Outcome::PayloadTooLarge | Outcome::Error => {}
         }
-        let finished = clock.now_unix_nanos();
-        audit.record(&AuditEvent {
+        let finished = host.now_unix_nanos();
+        host.record(&AuditEvent {
             kind: "bridle.decision",
             decision_id: decision.decision_id.clone(),
             time: audit::rfc3339(started),
@@ -333,6 +360,8 @@ impl Authorizer {
             task: trace.task,
             delegation: trace.delegation,
             intent: trace.intent.as_ref().map(audit::IntentRef::from),
+            action_digest: trace.approval_request.as_ref().map(|a| a.digest.clone()),
+            approved_by: trace.approved_by.clone(),
             request: RequestRef {
                 method: request.method.clone(),
                 authority: request.authority.clone(),
@@ -356,6 +385,7 @@ impl Authorizer {
         request: &RequestView,
         now: u64,
         trace: &mut Trace,
+        host: &mut dyn Host,
     ) -> Result<crate::policy::PolicyDecision, Refusal> {
         let parsed = parse_path(&request.path)
             .map_err(|err| Refusal(Outcome::BadRequest, err.to_string()))?;
@@ -459,10 +489,76 @@ impl Authorizer {
                 route: intent.route.clone(),
             });
         }
-        trace.intent = Some(intent);
-        self.policy
+        let decision = self
+            .policy
             .evaluate(document)
-            .map_err(|err| Refusal(Outcome::Error, err.to_string()))
+            .map_err(|err| Refusal(Outcome::Error, err.to_string()));
+        let decision = match decision {
+            Ok(d) if d.approval_required => {
+                let approval_request = ApprovalRequest::new(&Action {
+                    agent: &caller,
+                    task: task.as_ref().map(|t| t.txn.as_str()),
+                    method: &request.method,
+                    host: &request.authority,
+                    path: &parsed.path,
+                    tool: intent.tool.as_deref(),
+                    arguments: &intent.arguments,
+                });
+                let result = self.check_approval(request, d, &approval_request, now, trace, host);
+                trace.approval_request = Some(approval_request);
+                result
+            }
+            other => other,
+        };
+        trace.intent = Some(intent);
+        decision
+    }
+
+    /// A policy asked for approval: an approval credential for exactly this action turns the
+    /// answer into an allow, once.
+    fn check_approval(
+        &self,
+        request: &RequestView,
+        mut decision: crate::policy::PolicyDecision,
+        approval_request: &ApprovalRequest,
+        now: u64,
+        trace: &mut Trace,
+        host: &mut dyn Host,
+    ) -> Result<crate::policy::PolicyDecision, Refusal> {
+        let Some(settings) = &self.approval else {
+            return Ok(decision);
+        };
+        let Some(token) = single_header(request, &settings.header).map_err(Refusal::forbidden)?
+        else {
+            return Ok(decision);
+        };
+        let approval = match settings.verify(token.trim(), approval_request, now) {
+            Ok(approval) => approval,
+            Err(err) => {
+                decision.reasons.push(err.to_string());
+                return Ok(decision);
+            }
+        };
+        let key = format!("approval:{}:{}", approval.issuer, approval.jti);
+        let until = approval
+            .expires_at
+            .saturating_add(self.verifier.skew_seconds());
+        match host.use_once(&key, until, now) {
+            Once::First => {
+                trace.approved_by = Some(approval.approver.clone());
+                Ok(crate::policy::PolicyDecision {
+                    allow: true,
+                    approval_required: false,
+                    reasons: vec![format!("approved by {}", approval.approver)],
+                    headers: Vec::new(),
+                })
+            }
+            Once::Replayed => Err(Refusal::forbidden(ApprovalError::Replayed(approval.jti))),
+            Once::Unavailable => Err(Refusal(
+                Outcome::Error,
+                ApprovalError::StoreUnavailable.to_string(),
+            )),
+        }
     }
 
     fn authenticate(

@@ -9,7 +9,36 @@ use crate::identity::keys::{self, Algorithm};
 use crate::identity::verify::Issuer;
 use crate::route::PathPattern;
 
-pub fn issuers(raw: &[RawIssuer], at: &str, task: bool) -> Result<Vec<Issuer>, ConfigError> {
+/// Which kind of credential an issuer list verifies: each accepts its own profiles only.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum IssuerRole {
+    Workload,
+    Task,
+    Approval,
+}
+
+impl IssuerRole {
+    fn accepts(self, profile: TokenProfile) -> bool {
+        match self {
+            IssuerRole::Workload => matches!(
+                profile,
+                TokenProfile::JwtSvid | TokenProfile::Oidc | TokenProfile::AccessToken
+            ),
+            IssuerRole::Task => profile == TokenProfile::TxnToken,
+            IssuerRole::Approval => profile == TokenProfile::Approval,
+        }
+    }
+
+    fn expected(self) -> &'static str {
+        match self {
+            IssuerRole::Workload => "`jwt-svid`, `oidc` or `access-token`",
+            IssuerRole::Task => "`txn-token`",
+            IssuerRole::Approval => "`approval`",
+        }
+    }
+}
+
+pub fn issuers(raw: &[RawIssuer], at: &str, role: IssuerRole) -> Result<Vec<Issuer>, ConfigError> {
     if raw.is_empty() {
         return Err(ConfigError::invalid(at, "at least one issuer is required"));
     }
@@ -29,15 +58,10 @@ pub fn issuers(raw: &[RawIssuer], at: &str, task: bool) -> Result<Vec<Issuer>, C
                 format!("`{}` is configured twice", issuer.issuer),
             ));
         }
-        if task != (issuer.profile == TokenProfile::TxnToken) {
-            let expected = if task {
-                "`txn-token`"
-            } else {
-                "`jwt-svid`, `oidc` or `access-token`"
-            };
+        if !role.accepts(issuer.profile) {
             return Err(ConfigError::invalid(
                 format!("{at}.profile"),
-                format!("must be {expected} here"),
+                format!("must be {} here", role.expected()),
             ));
         }
         if issuer.audiences.is_empty() || issuer.audiences.iter().any(String::is_empty) {

@@ -27,6 +27,27 @@ pub struct RawConfig {
     pub routes: Vec<RawRoute>,
     #[serde(default)]
     pub mcp: RawMcp,
+    #[serde(default)]
+    pub approval: Option<RawApproval>,
+}
+
+/// Approval credentials: short-lived JWTs from an approver service, each approving one action.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApproval {
+    #[serde(default = "default_approval_header")]
+    pub header: String,
+    pub issuers: Vec<RawIssuer>,
+    #[serde(default = "default_approval_lifetime")]
+    pub max_lifetime_seconds: u64,
+}
+
+fn default_approval_header() -> String {
+    "bridle-approval".to_owned()
+}
+
+fn default_approval_lifetime() -> u64 {
+    300
 }
 
 /// Per-task credentials: OAuth transaction tokens.
@@ -226,6 +247,9 @@ pub enum TokenProfile {
     AccessToken,
     /// OAuth transaction token: `typ` must be `txntoken+jwt`; `txn`, `sub`, `iat` required.
     TxnToken,
+    /// Bridle approval credential: `typ` absent, `JWT` or `approval+jwt`; `action_digest` and
+    /// `jti` required.
+    Approval,
 }
 
 impl TokenProfile {
@@ -235,6 +259,7 @@ impl TokenProfile {
             TokenProfile::Oidc => "oidc",
             TokenProfile::AccessToken => "access-token",
             TokenProfile::TxnToken => "txn-token",
+            TokenProfile::Approval => "approval",
         }
     }
 }

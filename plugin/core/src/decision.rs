@@ -75,6 +75,8 @@ pub struct Decision {
     /// Set when the response (an MCP `tools/list` result) must be filtered with
     /// [`crate::Authorizer::filter_tools_list`] before the caller sees it.
     pub tools_filter: Option<crate::tools_list::ToolsListFilter>,
+    /// Set for `approval_required`: the action an approval must name.
+    pub approval: Option<crate::approval::ApprovalRequest>,
 }
 
 #[derive(Serialize)]
@@ -82,6 +84,10 @@ struct RefusalBody<'a> {
     error: &'a str,
     reasons: &'a [String],
     decision_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    action_digest: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    action: Option<&'a serde_json::Value>,
 }
 
 impl Decision {
@@ -99,6 +105,8 @@ impl Decision {
             error: self.outcome.error_code(),
             reasons: &self.reasons,
             decision_id: &self.decision_id,
+            action_digest: self.approval.as_ref().map(|a| a.digest.as_str()),
+            action: self.approval.as_ref().map(|a| &a.action),
         })
         // Serializing strings and a slice of strings cannot fail; keep a valid body regardless.
         .unwrap_or_else(|_| format!("{{\"error\":\"{}\"}}", self.outcome.error_code()))

@@ -1,31 +1,32 @@
-//! Bridle's decision core: verify the workload identity, build the policy input, evaluate the
-//! Rego policy, decide, and describe the decision as an audit event.
+//! Bridle's decision core: verify the workload identity (and the task credential), build the
+//! policy input, evaluate the Rego policy, decide, and describe the decision as an audit event.
 //!
 //! Nothing here knows a host. Adapters (proxy-wasm, wasm-bindgen) collect a [`RequestView`],
-//! call [`Authorizer::decide`] and enforce the [`Decision`].
+//! call [`Authorizer::decide`] with their [`Host`], and enforce the [`Decision`].
 
+pub mod approval;
 pub mod audit;
 pub mod authorizer;
+pub mod compile;
 pub mod config;
 pub mod decision;
+pub mod delegation;
 pub mod error;
 pub mod host;
 pub mod identity;
 pub mod input;
+pub mod intent;
+pub mod json_strict;
+pub mod mcp;
 pub mod policy;
 pub mod request;
+pub mod route;
+pub mod task;
+pub mod tools_list;
 
 pub use audit::AuditEvent;
 pub use authorizer::{Authorizer, Settings};
 pub use decision::{Decision, Outcome};
 pub use error::ConfigError;
-pub use host::{AuditSink, Clock};
+pub use host::{AuditSink, Clock, Host, MemoryOnceStore, Once, OnceStore};
 pub use request::{ConnectionFacts, RequestView};
-pub mod compile;
-pub mod delegation;
-pub mod intent;
-pub mod json_strict;
-pub mod mcp;
-pub mod route;
-pub mod task;
-pub mod tools_list;

@@ -9,7 +9,7 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use bridle_core::{AuditEvent, AuditSink, Authorizer, Decision, Outcome, RequestView};
+use bridle_core::{Authorizer, Decision, Outcome, RequestView};
 use jwt_simple::prelude::*;
 use serde_json::{json, Map, Value};
 
@@ -19,24 +19,8 @@ const AUD: &str = "bridle-gateway";
 const AGENT: &str = "spiffe://demo.bridle.dev/agent/ops-bot";
 const OTHER: &str = "spiffe://demo.bridle.dev/agent/research-bot";
 
-struct FixedClock(u64);
-impl bridle_core::Clock for FixedClock {
-    fn now_unix_nanos(&self) -> u64 {
-        self.0 * 1_000_000_000
-    }
-}
-
-#[derive(Default)]
-struct Events(Vec<String>);
-impl AuditSink for Events {
-    fn record(&mut self, event: &AuditEvent) {
-        self.0.push(event.to_json());
-    }
-}
-
-fn now() -> u64 {
-    jwt_simple::prelude::Clock::now_since_epoch().as_secs()
-}
+mod support;
+use support::{now, TestHost};
 
 fn jwk(key: &ES256KeyPair, kid: &str) -> Value {
     let point = key.public_key().public_key().to_bytes_uncompressed();
@@ -54,7 +38,7 @@ decision := {"allow": true, "headers": {"x-action": input.intent.action}} if {
     input.intent.tool == "deploy_service"
     input.intent.arguments.env != "prod"
 }
-decision := {"allow": false, "reasons": [sprintf("agent %s may not call tool deploy_service in prod without approval", [input.identity.spiffe.id])]} if {
+decision := {"allow": false, "approval_required": true, "reasons": [sprintf("agent %s may not call tool deploy_service in prod without approval", [input.identity.spiffe.id])]} if {
     input.intent.tool == "deploy_service"
     input.intent.arguments.env == "prod"
 }
@@ -65,19 +49,22 @@ decision := {"allow": true, "headers": {"x-action": input.intent.action, "x-reso
 struct Fixture {
     workload: ES256KeyPair,
     txn: ES256KeyPair,
+    approver: ES256KeyPair,
     authorizer: Authorizer,
-    events: Events,
+    host: TestHost,
 }
 
 impl Fixture {
     fn new() -> Self {
         let workload = ES256KeyPair::generate().with_key_id("w1");
         let txn = ES256KeyPair::generate().with_key_id("t1");
+        let approver = ES256KeyPair::generate().with_key_id("a1");
         let config = json!({
             "issuers": [{"issuer": ISS, "profile": "jwt-svid", "audiences": [AUD], "algorithms": ["ES256"], "jwks": {"keys": [jwk(&workload, "w1")]}}],
             "task": {"issuers": [{"issuer": TXN_ISS, "profile": "txn-token", "audiences": [AUD], "algorithms": ["ES256"], "jwks": {"keys": [jwk(&txn, "t1")]}}],
                      "max_lifetime_seconds": 600},
             "delegation": {"max_depth": 3, "inventory": "agents"},
+            "approval": {"issuers": [{"issuer": "https://approvals.demo.bridle.dev", "profile": "approval", "audiences": [AUD], "algorithms": ["ES256"], "jwks": {"keys": [jwk(&approver, "a1")]}}]},
             "routes": [
                 {"name": "mcp", "path": "/mcp", "protocol": "mcp", "require_task": true},
                 {"name": "reports", "path": "/api/reports/{report}", "methods": ["GET"], "resource": "report"}
@@ -92,8 +79,9 @@ impl Fixture {
         Self {
             workload,
             txn,
+            approver,
             authorizer,
-            events: Events::default(),
+            host: TestHost::at(now()),
         }
     }
 
@@ -128,6 +116,18 @@ impl Fixture {
         self.txn.sign_with_options(claims, &options).unwrap()
     }
 
+    fn approval(&self, digest: &str, jti: &str, lifetime: u64) -> String {
+        let custom = json!({"action_digest": digest, "approver": "alice@demo.bridle.dev"});
+        let claims = Claims::with_custom_claims(
+            custom.as_object().unwrap().clone(),
+            Duration::from_secs(lifetime),
+        )
+        .with_issuer("https://approvals.demo.bridle.dev")
+        .with_audience(AUD)
+        .with_jwt_id(jti);
+        self.approver.sign(claims).unwrap()
+    }
+
     fn mcp(
         &mut self,
         identity: &str,
@@ -154,8 +154,7 @@ impl Fixture {
         }
         assert_eq!(self.authorizer.body_limit(&view), Some(4096));
         view.body = Some(body.to_vec());
-        self.authorizer
-            .decide(&view, &FixedClock(now()), &mut self.events)
+        self.authorizer.decide(&view, &mut self.host)
     }
 }
 
@@ -187,14 +186,14 @@ fn a_bound_task_credential_lets_the_agent_call_its_tools() {
         d.remove_headers.contains(&"authorization".to_owned())
             && d.remove_headers.contains(&"txn-token".to_owned())
     );
-    let event: Value = serde_json::from_str(f.events.0.last().unwrap()).unwrap();
+    let event: Value = serde_json::from_str(f.host.events.last().unwrap()).unwrap();
     assert_eq!(event["task"], "task-7");
     assert_eq!(
         event["intent"],
         json!({"protocol": "mcp", "action": "read", "route": "mcp", "rpc_method": "tools/call", "tool": "read_file", "data_class": "internal"})
     );
     assert!(
-        !f.events.0.last().unwrap().contains("/etc/motd"),
+        !f.host.events.last().unwrap().contains("/etc/motd"),
         "tool arguments stay out of the audit trail"
     );
 }
@@ -217,7 +216,10 @@ fn argument_level_rules_are_enforced_at_request_time() {
         &call("deploy_service", json!({"env": "prod"})),
         &[],
     );
-    assert_eq!(prod.outcome, Outcome::Deny);
+    assert_eq!(
+        (prod.outcome, prod.status()),
+        (Outcome::ApprovalRequired, 403)
+    );
     assert_eq!(
         prod.reasons,
         [format!(
@@ -335,9 +337,7 @@ fn mcp_bodies_that_could_be_read_two_ways_are_refused() {
         path: "/mcp".into(),
         ..Default::default()
     };
-    let d = f
-        .authorizer
-        .refuse_oversized(&view, 4096, &FixedClock(now()), &mut f.events);
+    let d = f.authorizer.refuse_oversized(&view, 4096, &mut f.host);
     assert_eq!((d.outcome, d.status()), (Outcome::PayloadTooLarge, 413));
 }
 
@@ -355,9 +355,7 @@ fn http_routes_give_action_resource_and_parameters() {
         ..Default::default()
     };
     assert_eq!(f.authorizer.body_limit(&view), None);
-    let d = f
-        .authorizer
-        .decide(&view, &FixedClock(now()), &mut f.events);
+    let d = f.authorizer.decide(&view, &mut f.host);
     assert_eq!(d.outcome, Outcome::Allow, "{:?}", d.reasons);
     assert_eq!(
         (
@@ -396,4 +394,79 @@ fn tools_list_shows_only_the_tools_the_agent_may_call() {
     assert_eq!(broken["error"]["code"], -32603);
     let call = f.mcp(&identity, Some(&task), &call("read_file", json!({})), &[]);
     assert!(call.tools_filter.is_none());
+}
+
+#[test]
+fn an_approval_allows_exactly_the_approved_action_once() {
+    let mut f = Fixture::new();
+    let (identity, task) = (f.identity(AGENT), f.task(json!({}), 300));
+    let body = call("deploy_service", json!({"env": "prod", "service": "web"}));
+    let asked = f.mcp(&identity, Some(&task), &body, &[]);
+    assert_eq!(asked.outcome, Outcome::ApprovalRequired);
+    let request = asked.approval.clone().expect("the action to approve");
+    let refusal: Value = serde_json::from_str(&asked.refusal_body()).unwrap();
+    assert_eq!(refusal["error"], "approval_required");
+    assert_eq!(refusal["action_digest"], request.digest.as_str());
+    assert_eq!(refusal["action"]["tool"], "deploy_service");
+    assert_eq!(
+        refusal["action"]["arguments"],
+        json!({"env": "prod", "service": "web"})
+    );
+
+    let approval = f.approval(&request.digest, "appr-1", 120);
+    let approved = f.mcp(
+        &identity,
+        Some(&task),
+        &body,
+        &[("bridle-approval", &approval)],
+    );
+    assert_eq!(approved.outcome, Outcome::Allow, "{:?}", approved.reasons);
+    assert_eq!(approved.reasons, ["approved by alice@demo.bridle.dev"]);
+    assert!(approved
+        .remove_headers
+        .contains(&"bridle-approval".to_owned()));
+    let event: Value = serde_json::from_str(f.host.events.last().unwrap()).unwrap();
+    assert_eq!(event["approved_by"], "alice@demo.bridle.dev");
+    assert_eq!(event["action_digest"], request.digest.as_str());
+
+    let replay = f.mcp(
+        &identity,
+        Some(&task),
+        &body,
+        &[("bridle-approval", &approval)],
+    );
+    assert_eq!(
+        (replay.outcome, replay.reasons.as_slice()),
+        (
+            Outcome::Deny,
+            ["approval `appr-1` was already used".to_owned()].as_slice()
+        )
+    );
+
+    let other_body = call("deploy_service", json!({"env": "prod", "service": "db"}));
+    let fresh = f.approval(&request.digest, "appr-2", 120);
+    let other = f.mcp(
+        &identity,
+        Some(&task),
+        &other_body,
+        &[("bridle-approval", &fresh)],
+    );
+    assert_eq!(other.outcome, Outcome::ApprovalRequired);
+    assert_eq!(
+        other.reasons.last().map(String::as_str),
+        Some("approval credential approves another action (digest mismatch)")
+    );
+
+    let long = f.approval(&request.digest, "appr-3", 3600);
+    let refused = f.mcp(&identity, Some(&task), &body, &[("bridle-approval", &long)]);
+    assert_eq!(refused.outcome, Outcome::ApprovalRequired);
+    assert!(
+        refused
+            .reasons
+            .last()
+            .unwrap()
+            .contains("over the 300s maximum"),
+        "{:?}",
+        refused.reasons
+    );
 }

@@ -10,7 +10,7 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use bridle_core::{AuditEvent, AuditSink, Authorizer, Decision, Outcome, RequestView};
+use bridle_core::{Authorizer, Decision, Outcome, RequestView};
 use jwt_simple::prelude::*;
 use serde_json::{json, Value};
 
@@ -18,29 +18,13 @@ const ISS: &str = "spiffe://demo.bridle.dev";
 const AUD: &str = "bridle-gateway";
 const AGENT: &str = "spiffe://demo.bridle.dev/agent/research-bot";
 
-struct FixedClock(u64);
-impl bridle_core::Clock for FixedClock {
-    fn now_unix_nanos(&self) -> u64 {
-        self.0 * 1_000_000_000
-    }
-}
-
-#[derive(Default)]
-struct Events(Vec<String>);
-impl AuditSink for Events {
-    fn record(&mut self, event: &AuditEvent) {
-        self.0.push(event.to_json());
-    }
-}
-
-fn now() -> u64 {
-    jwt_simple::prelude::Clock::now_since_epoch().as_secs()
-}
+mod support;
+use support::{now, TestHost};
 
 struct Fixture {
     key: ES256KeyPair,
     authorizer: Authorizer,
-    events: Events,
+    host: TestHost,
 }
 
 fn es256_jwk(key: &ES256KeyPair, kid: &str) -> Value {
@@ -73,7 +57,7 @@ impl Fixture {
         Self {
             key,
             authorizer,
-            events: Events::default(),
+            host: TestHost::at(now()),
         }
     }
 
@@ -101,8 +85,7 @@ impl Fixture {
                 .push(("authorization".into(), value.as_bytes().to_vec()));
         }
         view.headers.push(("x-trace".into(), b"abc".to_vec()));
-        self.authorizer
-            .decide(&view, &FixedClock(now()), &mut self.events)
+        self.authorizer.decide(&view, &mut self.host)
     }
 
     fn refused_with(&mut self, token: &str, outcome: Outcome, reason: &str) {
@@ -346,14 +329,14 @@ fn audit_events_never_carry_the_token() {
     let token = f.token(f.claims().with_jwt_id("task-42"));
     f.decide("/allowed?secret=1", Some(&format!("Bearer {token}")));
     f.decide("/allowed", Some("Bearer not.a.token"));
-    assert_eq!(f.events.0.len(), 2);
-    for event in &f.events.0 {
+    assert_eq!(f.host.events.len(), 2);
+    for event in &f.host.events {
         assert!(
             !event.contains(&token) && !event.contains("not.a.token") && !event.contains("secret"),
             "{event}"
         );
     }
-    let first: Value = serde_json::from_str(&f.events.0[0]).unwrap();
+    let first: Value = serde_json::from_str(&f.host.events[0]).unwrap();
     assert_eq!(first["outcome"], "allow");
     assert_eq!(first["agent"]["spiffe_id"], AGENT);
     assert_eq!(first["agent"]["jti"], "task-42");
@@ -391,7 +374,7 @@ fn other_algorithms_verify() {
             )],
             ..Default::default()
         };
-        let d = authorizer.decide(&view, &FixedClock(now()), &mut Events::default());
+        let d = authorizer.decide(&view, &mut TestHost::at(now()));
         assert_eq!(d.outcome, Outcome::Deny, "{:?}", d.reasons);
     }
 }

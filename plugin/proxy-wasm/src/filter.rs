@@ -8,7 +8,7 @@ use bridle_core::{Authorizer, ConnectionFacts, Decision, RequestView};
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, LogLevel};
 
-use crate::host::{log, LogAuditSink, ProxyClock};
+use crate::host::{log, ProxyHost};
 use crate::metrics::Metrics;
 
 /// A request whose decision waits for its body.
@@ -132,9 +132,7 @@ impl HttpContext for BridleFilter {
                     .get_http_request_header("content-length")
                     .and_then(|v| v.trim().parse::<usize>().ok());
                 if declared.is_some_and(|length| length > limit) {
-                    self.with_authorizer(|a| {
-                        a.refuse_oversized(&view, limit, &ProxyClock, &mut LogAuditSink)
-                    })
+                    self.with_authorizer(|a| a.refuse_oversized(&view, limit, &mut ProxyHost))
                 } else {
                     self.pending = Some(Pending { view, limit });
                     return Action::Pause;
@@ -142,9 +140,9 @@ impl HttpContext for BridleFilter {
             }
             Some(_) => {
                 view.body = Some(Vec::new());
-                self.with_authorizer(|a| a.decide(&view, &ProxyClock, &mut LogAuditSink))
+                self.with_authorizer(|a| a.decide(&view, &mut ProxyHost))
             }
-            None => self.with_authorizer(|a| a.decide(&view, &ProxyClock, &mut LogAuditSink)),
+            None => self.with_authorizer(|a| a.decide(&view, &mut ProxyHost)),
         };
         match decision {
             Some(decision) => self.enforce(decision),
@@ -162,9 +160,9 @@ impl HttpContext for BridleFilter {
                 return Action::Pause;
             };
             pending.view.body = None;
-            return match self.with_authorizer(|a| {
-                a.refuse_oversized(&pending.view, limit, &ProxyClock, &mut LogAuditSink)
-            }) {
+            return match self
+                .with_authorizer(|a| a.refuse_oversized(&pending.view, limit, &mut ProxyHost))
+            {
                 Some(decision) => self.enforce(decision),
                 None => self.unavailable("authorizer unavailable"),
             };
@@ -177,7 +175,7 @@ impl HttpContext for BridleFilter {
             return Action::Pause;
         };
         pending.view.body = Some(self.get_http_request_body(0, body_size).unwrap_or_default());
-        match self.with_authorizer(|a| a.decide(&pending.view, &ProxyClock, &mut LogAuditSink)) {
+        match self.with_authorizer(|a| a.decide(&pending.view, &mut ProxyHost)) {
             Some(decision) => self.enforce(decision),
             None => self.unavailable("authorizer unavailable"),
         }

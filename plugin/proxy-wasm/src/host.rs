@@ -2,13 +2,16 @@
 
 use std::time::UNIX_EPOCH;
 
-use bridle_core::{AuditEvent, AuditSink, Clock};
+use bridle_core::{AuditEvent, AuditSink, Clock, Once, OnceStore};
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::LogLevel;
 
-pub struct ProxyClock;
+use crate::once::SharedOnceStore;
 
-impl Clock for ProxyClock {
+/// Clock, audit sink and once-store of a proxy-wasm host.
+pub struct ProxyHost;
+
+impl Clock for ProxyHost {
     fn now_unix_nanos(&self) -> u64 {
         // A host without a clock yields 0: every token then looks issued in the future and is
         // refused, which is the safe direction.
@@ -19,18 +22,22 @@ impl Clock for ProxyClock {
     }
 }
 
-/// Audit events go to the proxy log, one JSON object per line behind a fixed prefix so a log
-/// pipeline can pick them out.
-pub struct LogAuditSink;
-
 pub const AUDIT_PREFIX: &str = "bridle.audit ";
 
-impl AuditSink for LogAuditSink {
+/// Audit events go to the proxy log, one JSON object per line behind a fixed prefix so a log
+/// pipeline can pick them out.
+impl AuditSink for ProxyHost {
     fn record(&mut self, event: &AuditEvent) {
         let _ = hostcalls::log(
             LogLevel::Info,
             &format!("{AUDIT_PREFIX}{}", event.to_json()),
         );
+    }
+}
+
+impl OnceStore for ProxyHost {
+    fn use_once(&mut self, key: &str, expires_at: u64, now: u64) -> Once {
+        SharedOnceStore.use_once(key, expires_at, now)
     }
 }
 

@@ -4,6 +4,7 @@
 mod filter;
 mod host;
 mod metrics;
+mod once;
 mod root;
 
 proxy_wasm::main! {{

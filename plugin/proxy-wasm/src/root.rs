@@ -4,6 +4,8 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use bridle_core::{Authorizer, Clock};
+
+use crate::once::create_slots;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{ContextType, LogLevel};
 
@@ -24,7 +26,7 @@ fn id_seed() -> u64 {
     match getrandom::getrandom(&mut bytes) {
         Ok(()) => u64::from_le_bytes(bytes),
         // Decision ids only need to be unique, not secret: the clock is an acceptable seed.
-        Err(_) => crate::host::ProxyClock.now_unix_nanos(),
+        Err(_) => crate::host::ProxyHost.now_unix_nanos(),
     }
 }
 
@@ -43,6 +45,7 @@ impl RootContext for BridleRoot {
                 log(LogLevel::Info, "bridle: configuration loaded");
                 self.authorizer = Some(Rc::new(RefCell::new(authorizer)));
                 self.metrics = Rc::new(Metrics::define());
+                create_slots();
                 true
             }
             Err(err) => {

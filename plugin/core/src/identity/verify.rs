@@ -306,6 +306,7 @@ fn check_type(typ: Option<&str>, profile: TokenProfile) -> Result<(), TokenError
                 Some("at+jwt" | "application/at+jwt")
             )
             | (TokenProfile::TxnToken, Some("txntoken+jwt"))
+            | (TokenProfile::Approval, None | Some("jwt" | "approval+jwt"))
     );
     if accepted {
         Ok(())

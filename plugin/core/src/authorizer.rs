@@ -19,6 +19,7 @@ use crate::input;
 use crate::intent;
 use crate::policy::{valid_header_name, Policy};
 use crate::request::{parse_path, RequestView};
+use crate::revocation::{FeedError, RevocationState, Revocations};
 use crate::task::{TaskError, TaskSettings};
 
 const MAX_CLOCK_SKEW_SECONDS: u64 = 300;
@@ -78,6 +79,11 @@ pub struct Authorizer {
     inventory_scopes: BTreeMap<String, BTreeSet<String>>,
     policy: Policy,
     environment: Value,
+    revocations: RevocationState,
+    feed: Option<crate::config::RawFeed>,
+    /// When this authorizer first decided: the staleness of a feed that has not answered yet
+    /// is counted from here.
+    first_decision_at: Option<u64>,
     id_prefix: String,
     next_id: u64,
 }
@@ -210,6 +216,44 @@ impl Authorizer {
         let inventory_scopes =
             compile::inventory_scopes(&raw.policy.data, raw.delegation.inventory.as_deref())?;
         let policy = Policy::compile(&raw.policy)?;
+        let feed = raw.revocation.feed.clone();
+        if let Some(feed) = &feed {
+            if feed.cluster.is_empty() {
+                return Err(ConfigError::invalid(
+                    "revocation.feed.cluster",
+                    "must not be empty",
+                ));
+            }
+            if !feed.path.starts_with('/') {
+                return Err(ConfigError::invalid(
+                    "revocation.feed.path",
+                    "must start with `/`",
+                ));
+            }
+            if feed.poll_seconds == 0 || feed.poll_seconds > 3600 {
+                return Err(ConfigError::invalid(
+                    "revocation.feed.poll_seconds",
+                    "must be between 1 and 3600",
+                ));
+            }
+            if feed.timeout_ms == 0 || feed.timeout_ms > 60_000 {
+                return Err(ConfigError::invalid(
+                    "revocation.feed.timeout_ms",
+                    "must be between 1 and 60000",
+                ));
+            }
+            if feed.max_staleness_seconds < feed.poll_seconds {
+                return Err(ConfigError::invalid(
+                    "revocation.feed.max_staleness_seconds",
+                    "must be at least poll_seconds",
+                ));
+            }
+        }
+        let revocations = RevocationState::new(Revocations {
+            txn: raw.revocation.txn.iter().cloned().collect(),
+            jti: raw.revocation.jti.iter().cloned().collect(),
+            agents: raw.revocation.agents.iter().cloned().collect(),
+        });
         let settings = Settings {
             credential_header: header,
             scheme: identity.scheme.clone(),
@@ -229,6 +273,9 @@ impl Authorizer {
             inventory_scopes,
             policy,
             environment: Value::from(serde_json::Value::Object(raw.environment)),
+            revocations,
+            feed,
+            first_decision_at: None,
             settings,
             id_prefix: format!("{id_seed:016x}"),
             next_id: 0,
@@ -237,6 +284,52 @@ impl Authorizer {
 
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// The revocation feed the host must poll, if any.
+    pub fn revocation_feed(&self) -> Option<&crate::config::RawFeed> {
+        self.feed.as_ref()
+    }
+
+    /// Applies a revocation feed document fetched by the host at `now` (unix seconds).
+    pub fn apply_revocation_feed(&mut self, body: &[u8], now: u64) -> Result<u64, FeedError> {
+        self.revocations.apply(body, now)
+    }
+
+    pub fn revocation_version(&self) -> Option<u64> {
+        self.revocations.version
+    }
+
+    /// Unix seconds of the last successful feed update.
+    pub fn revocation_updated_at(&self) -> Option<u64> {
+        self.revocations.updated_at
+    }
+
+    /// Fails closed while a required feed is staler than its bound.
+    fn check_feed(&self, now: u64) -> Result<(), Refusal> {
+        let Some(feed) = self.feed.as_ref().filter(|f| f.fail_closed) else {
+            return Ok(());
+        };
+        let since = self
+            .revocations
+            .updated_at
+            .or(self.first_decision_at)
+            .unwrap_or(now);
+        let age = now.saturating_sub(since);
+        if age > feed.max_staleness_seconds {
+            let last = match self.revocations.updated_at {
+                Some(_) => format!("last update {age}s ago"),
+                None => format!("no update in {age}s"),
+            };
+            return Err(Refusal(
+                Outcome::Unavailable,
+                format!(
+                    "revocation feed is stale ({last}, limit {}s)",
+                    feed.max_staleness_seconds
+                ),
+            ));
+        }
+        Ok(())
     }
 
     pub fn cached_tokens(&self) -> usize {
@@ -261,6 +354,8 @@ impl Authorizer {
     /// Decides on one request. Never panics and never allows on an error path.
     pub fn decide(&mut self, request: &RequestView, host: &mut dyn Host) -> Decision {
         let started = host.now_unix_nanos();
+        self.first_decision_at
+            .get_or_insert(started / 1_000_000_000);
         let mut trace = Trace::default();
         let result = self.evaluate(request, started / 1_000_000_000, &mut trace, host);
         self.finish(request, result, trace, started, host)
@@ -346,7 +441,11 @@ impl Authorizer {
                     .push(("www-authenticate".to_owned(), challenge));
             }
             Outcome::ApprovalRequired => decision.approval = trace.approval_request.clone(),
-            Outcome::Deny | Outcome::BadRequest | Outcome::PayloadTooLarge | Outcome::Error => {}
+            Outcome::Deny
+            | Outcome::BadRequest
+            | Outcome::PayloadTooLarge
+            | Outcome::Error
+            | Outcome::Unavailable => {}
         }
         let finished = host.now_unix_nanos();
         host.record(&AuditEvent {
@@ -412,6 +511,19 @@ impl Authorizer {
             jti: token.jti.clone(),
             cache_hit: trace.cache_hit.unwrap_or(false),
         });
+        self.check_feed(now)?;
+        if let Some(jti) = token
+            .jti
+            .as_deref()
+            .filter(|j| self.revocations.jti_revoked(j))
+        {
+            return Err(Refusal::unauthenticated(format!(
+                "token `{jti}` is revoked"
+            )));
+        }
+        if self.revocations.agent_revoked(&caller) {
+            return Err(Refusal::forbidden(format!("agent `{caller}` is revoked")));
+        }
 
         let task = match self.task.as_mut() {
             None => None,
@@ -431,6 +543,22 @@ impl Authorizer {
                             .verify(value.trim(), now)
                             .map_err(Refusal::unauthenticated)?;
                         trace.task = Some(task.txn.clone());
+                        if self.revocations.txn_revoked(&task.txn) {
+                            return Err(Refusal::unauthenticated(format!(
+                                "task `{}` is revoked",
+                                task.txn
+                            )));
+                        }
+                        if let Some(jti) = task
+                            .token
+                            .jti
+                            .as_deref()
+                            .filter(|j| self.revocations.jti_revoked(j))
+                        {
+                            return Err(Refusal::unauthenticated(format!(
+                                "task credential `{jti}` is revoked"
+                            )));
+                        }
                         settings
                             .check_binding(&task, &caller)
                             .map_err(Refusal::forbidden)?;

@@ -29,6 +29,57 @@ pub struct RawConfig {
     pub mcp: RawMcp,
     #[serde(default)]
     pub approval: Option<RawApproval>,
+    #[serde(default)]
+    pub revocation: RawRevocation,
+}
+
+/// Revoked tasks, tokens and agents: inline, and from a feed the host polls.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawRevocation {
+    pub txn: Vec<String>,
+    pub jti: Vec<String>,
+    pub agents: Vec<String>,
+    pub feed: Option<RawFeed>,
+}
+
+/// A feed fetched from an upstream cluster of the host (`GET path` on `cluster`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFeed {
+    pub cluster: String,
+    pub path: String,
+    #[serde(default = "default_feed_authority")]
+    pub authority: String,
+    #[serde(default = "default_poll_seconds")]
+    pub poll_seconds: u64,
+    #[serde(default = "default_feed_timeout_ms")]
+    pub timeout_ms: u64,
+    #[serde(default = "default_max_staleness")]
+    pub max_staleness_seconds: u64,
+    /// Refuse requests (503) while the feed is staler than `max_staleness_seconds`.
+    #[serde(default = "default_true")]
+    pub fail_closed: bool,
+}
+
+fn default_feed_authority() -> String {
+    "bridle-control".to_owned()
+}
+
+fn default_poll_seconds() -> u64 {
+    10
+}
+
+fn default_feed_timeout_ms() -> u64 {
+    2000
+}
+
+fn default_max_staleness() -> u64 {
+    60
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// Approval credentials: short-lived JWTs from an approver service, each approving one action.

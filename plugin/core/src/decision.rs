@@ -19,6 +19,8 @@ pub enum Outcome {
     PayloadTooLarge,
     /// The policy failed; never forwarded: 500.
     Error,
+    /// A control input Bridle must trust is unavailable (stale revocation feed): 503.
+    Unavailable,
 }
 
 impl Outcome {
@@ -30,6 +32,7 @@ impl Outcome {
             Outcome::BadRequest => 400,
             Outcome::PayloadTooLarge => 413,
             Outcome::Error => 500,
+            Outcome::Unavailable => 503,
         }
     }
 
@@ -43,6 +46,7 @@ impl Outcome {
             Outcome::BadRequest => "bad_request",
             Outcome::PayloadTooLarge => "payload_too_large",
             Outcome::Error => "policy_error",
+            Outcome::Unavailable => "unavailable",
         }
     }
 
@@ -55,6 +59,7 @@ impl Outcome {
             Outcome::BadRequest => "bad_request",
             Outcome::PayloadTooLarge => "payload_too_large",
             Outcome::Error => "error",
+            Outcome::Unavailable => "unavailable",
         }
     }
 }

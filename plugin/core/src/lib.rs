@@ -20,6 +20,7 @@ pub mod json_strict;
 pub mod mcp;
 pub mod policy;
 pub mod request;
+pub mod revocation;
 pub mod route;
 pub mod task;
 pub mod tools_list;

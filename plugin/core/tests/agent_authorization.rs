@@ -56,6 +56,11 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Self {
+        Self::with(json!({}))
+    }
+
+    /// The standard configuration with top-level blocks of `extra` added or replaced.
+    fn with(extra: Value) -> Self {
         let workload = ES256KeyPair::generate().with_key_id("w1");
         let txn = ES256KeyPair::generate().with_key_id("t1");
         let approver = ES256KeyPair::generate().with_key_id("a1");
@@ -75,6 +80,10 @@ impl Fixture {
             "policy": {"entrypoint": "data.agents.decision", "modules": [{"name": "a.rego", "source": POLICY}],
                        "data": {"agents": {"spiffe://demo.bridle.dev/agent/planner": {"scopes": ["mcp:read"]}}}}
         });
+        let mut config = config;
+        for (key, value) in extra.as_object().unwrap() {
+            config[key] = value.clone();
+        }
         let authorizer = Authorizer::from_json(config.to_string().as_bytes(), 3).unwrap();
         Self {
             workload,
@@ -468,5 +477,72 @@ fn an_approval_allows_exactly_the_approved_action_once() {
             .contains("over the 300s maximum"),
         "{:?}",
         refused.reasons
+    );
+}
+
+#[test]
+fn revoked_tasks_tokens_and_agents_are_refused() {
+    let mut f = Fixture::with(json!({"revocation": {"agents": [OTHER], "feed": {
+        "cluster": "control", "path": "/revocations", "poll_seconds": 5, "max_staleness_seconds": 30}}}));
+    let (identity, task) = (f.identity(AGENT), f.task(json!({"jti": "task-jti-1"}), 300));
+    let body = call("read_file", json!({}));
+    assert_eq!(
+        f.mcp(&identity, Some(&task), &body, &[]).outcome,
+        Outcome::Allow
+    );
+
+    let start = f.host.now;
+    assert_eq!(
+        f.authorizer
+            .apply_revocation_feed(br#"{"version": 1, "txn": ["task-7"]}"#, start),
+        Ok(1)
+    );
+    let d = f.mcp(&identity, Some(&task), &body, &[]);
+    assert_eq!(
+        (d.outcome, d.reasons.as_slice()),
+        (
+            Outcome::Unauthenticated,
+            ["task `task-7` is revoked".to_owned()].as_slice()
+        )
+    );
+
+    f.authorizer
+        .apply_revocation_feed(br#"{"version": 2, "jti": ["task-jti-1"]}"#, start)
+        .unwrap();
+    let d = f.mcp(&identity, Some(&task), &body, &[]);
+    assert_eq!(d.reasons, ["task credential `task-jti-1` is revoked"]);
+
+    f.authorizer
+        .apply_revocation_feed(br#"{"version": 3}"#, start)
+        .unwrap();
+    assert_eq!(
+        f.mcp(&identity, Some(&task), &body, &[]).outcome,
+        Outcome::Allow
+    );
+
+    let theirs = f.identity(OTHER);
+    let their_task = f.task(json!({"req_wl": OTHER}), 300);
+    let d = f.mcp(&theirs, Some(&their_task), &body, &[]);
+    assert_eq!(
+        (d.outcome, d.reasons.as_slice()),
+        (
+            Outcome::Deny,
+            [format!("agent `{OTHER}` is revoked")].as_slice()
+        )
+    );
+
+    f.host.now = start + 31;
+    let d = f.mcp(&identity, Some(&task), &body, &[]);
+    assert_eq!((d.outcome, d.status()), (Outcome::Unavailable, 503));
+    assert_eq!(
+        d.reasons,
+        ["revocation feed is stale (last update 31s ago, limit 30s)"]
+    );
+    f.authorizer
+        .apply_revocation_feed(br#"{"version": 3}"#, start + 31)
+        .unwrap();
+    assert_eq!(
+        f.mcp(&identity, Some(&task), &body, &[]).outcome,
+        Outcome::Allow
     );
 }

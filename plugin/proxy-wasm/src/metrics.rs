@@ -48,7 +48,7 @@ impl Metrics {
             Outcome::Deny | Outcome::ApprovalRequired => self.deny,
             Outcome::Unauthenticated => self.unauthenticated,
             Outcome::BadRequest | Outcome::PayloadTooLarge => self.bad_request,
-            Outcome::Error => self.error,
+            Outcome::Error | Outcome::Unavailable => self.error,
         };
         increment(id);
         match cache_hit {

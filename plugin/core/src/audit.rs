@@ -27,6 +27,9 @@ pub struct AuditEvent {
     pub action_digest: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub approved_by: Option<String>,
+    /// The decision was evaluated and recorded but not enforced.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
     pub request: RequestRef,
     pub policy: PolicyRef,
     pub latency_us: u64,
@@ -54,8 +57,8 @@ pub struct RequestRef {
     pub path: String,
 }
 
-/// What was attempted. Tool arguments are left out: they can carry data the audit trail
-/// must not copy.
+/// What was attempted. Tool arguments are left out unless the configuration includes them,
+/// and then with the configured keys masked: they can carry data the audit trail must not copy.
 #[derive(Debug, Clone, Serialize)]
 pub struct IntentRef {
     pub protocol: &'static str,
@@ -70,6 +73,25 @@ pub struct IntentRef {
     pub tool: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data_class: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arguments: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// Replaces the values of `keys` (at any depth) with `"***"`.
+pub fn mask(value: &mut serde_json::Value, keys: &[String]) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, item) in map.iter_mut() {
+                if keys.iter().any(|k| k == key) {
+                    *item = serde_json::Value::from("***");
+                } else {
+                    mask(item, keys);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(|item| mask(item, keys)),
+        _ => {}
+    }
 }
 
 impl From<&crate::intent::Intent> for IntentRef {
@@ -82,6 +104,7 @@ impl From<&crate::intent::Intent> for IntentRef {
             rpc_method: intent.rpc_method.clone(),
             tool: intent.tool.clone(),
             data_class: intent.data_class.clone(),
+            arguments: None,
         }
     }
 }

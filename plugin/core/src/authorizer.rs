@@ -65,6 +65,7 @@ struct Trace {
     tools_filter: Option<crate::tools_list::ToolsListFilter>,
     approval_request: Option<ApprovalRequest>,
     approved_by: Option<String>,
+    dry_run: bool,
 }
 
 pub struct Authorizer {
@@ -80,6 +81,8 @@ pub struct Authorizer {
     policy: Policy,
     environment: Value,
     revocations: RevocationState,
+    audit: crate::config::RawAudit,
+    dry_run: bool,
     feed: Option<crate::config::RawFeed>,
     /// When this authorizer first decided: the staleness of a feed that has not answered yet
     /// is counted from here.
@@ -274,6 +277,8 @@ impl Authorizer {
             policy,
             environment: Value::from(serde_json::Value::Object(raw.environment)),
             revocations,
+            audit: raw.audit.clone(),
+            dry_run: raw.dry_run,
             feed,
             first_decision_at: None,
             settings,
@@ -294,6 +299,11 @@ impl Authorizer {
     /// Applies a revocation feed document fetched by the host at `now` (unix seconds).
     pub fn apply_revocation_feed(&mut self, body: &[u8], now: u64) -> Result<u64, FeedError> {
         self.revocations.apply(body, now)
+    }
+
+    /// Where audit events go; the host implements the outputs.
+    pub fn audit_settings(&self) -> &crate::config::RawAudit {
+        &self.audit
     }
 
     pub fn revocation_version(&self) -> Option<u64> {
@@ -411,28 +421,34 @@ impl Authorizer {
             cache_hit: trace.cache_hit,
             tools_filter: None,
             approval: None,
+            dry_run: false,
+            audit_json: String::new(),
         };
+        let dry_run = self.dry_run || trace.dry_run;
         let id_header = (
             self.settings.decision_id_header.clone(),
             decision.decision_id.clone(),
         );
         decision.response_headers.push(id_header.clone());
+        // A dry run forwards whatever the outcome, like an allow without the policy's headers;
+        // requests that cannot be read safely (400, 413) are still refused.
+        if dry_run
+            && !matches!(
+                outcome,
+                Outcome::Allow | Outcome::BadRequest | Outcome::PayloadTooLarge
+            )
+        {
+            decision.dry_run = true;
+            decision.upstream_headers.push(id_header.clone());
+            decision.remove_headers = self.credential_headers();
+        }
         match outcome {
             Outcome::Allow => {
                 decision.tools_filter = trace.tools_filter.take();
                 decision.upstream_headers = policy_headers;
                 decision.upstream_headers.push(id_header);
-                if !self.settings.forward_credential {
-                    decision
-                        .remove_headers
-                        .push(self.settings.credential_header.clone());
-                }
-                if let Some(task) = self.task.as_ref().filter(|t| !t.forward) {
-                    decision.remove_headers.push(task.header.clone());
-                }
-                if let Some(approval) = &self.approval {
-                    decision.remove_headers.push(approval.header.clone());
-                }
+                decision.dry_run = dry_run;
+                decision.remove_headers = self.credential_headers();
             }
             Outcome::Unauthenticated => {
                 let challenge = self.challenge(&decision.reasons);
@@ -447,8 +463,18 @@ impl Authorizer {
             | Outcome::Error
             | Outcome::Unavailable => {}
         }
+        let mut intent_ref = trace.intent.as_ref().map(audit::IntentRef::from);
+        if let (Some(intent_ref), Some(intent)) = (intent_ref.as_mut(), trace.intent.as_ref()) {
+            if self.audit.arguments == crate::config::ArgumentsInAudit::Include {
+                let mut arguments = serde_json::Value::Object(intent.arguments.clone());
+                audit::mask(&mut arguments, &self.audit.mask);
+                if let serde_json::Value::Object(arguments) = arguments {
+                    intent_ref.arguments = Some(arguments);
+                }
+            }
+        }
         let finished = host.now_unix_nanos();
-        host.record(&AuditEvent {
+        let event = AuditEvent {
             kind: "bridle.decision",
             decision_id: decision.decision_id.clone(),
             time: audit::rfc3339(started),
@@ -458,7 +484,7 @@ impl Authorizer {
             agent: trace.agent,
             task: trace.task,
             delegation: trace.delegation,
-            intent: trace.intent.as_ref().map(audit::IntentRef::from),
+            intent: intent_ref,
             action_digest: trace.approval_request.as_ref().map(|a| a.digest.clone()),
             approved_by: trace.approved_by.clone(),
             request: RequestRef {
@@ -475,8 +501,26 @@ impl Authorizer {
                 entrypoint: self.policy.entrypoint().to_owned(),
             },
             latency_us: finished.saturating_sub(started) / 1_000,
-        });
+            dry_run: decision.dry_run,
+        };
+        decision.audit_json = event.to_json();
+        host.record(&event);
         decision
+    }
+
+    /// Credential headers never forwarded upstream, unless configured otherwise.
+    fn credential_headers(&self) -> Vec<String> {
+        let mut headers = Vec::new();
+        if !self.settings.forward_credential {
+            headers.push(self.settings.credential_header.clone());
+        }
+        if let Some(task) = self.task.as_ref().filter(|t| !t.forward) {
+            headers.push(task.header.clone());
+        }
+        if let Some(approval) = &self.approval {
+            headers.push(approval.header.clone());
+        }
+        headers
     }
 
     fn evaluate(
@@ -491,6 +535,7 @@ impl Authorizer {
         let route = intent::match_route(&self.routes, &request.method, &parsed);
         let route_settings = route.as_ref().and_then(|(i, _)| self.routes.get(*i));
         let require_task = route_settings.is_some_and(|r| r.require_task);
+        trace.dry_run = route_settings.is_some_and(|r| r.dry_run);
         let route_name = route_settings.map(|r| r.name.clone()).unwrap_or_default();
 
         let identity = self

@@ -131,6 +131,7 @@ pub struct Route {
     pub require_task: bool,
     pub action: Option<ActionClass>,
     pub resource: Option<String>,
+    pub dry_run: bool,
 }
 
 pub fn routes(raw: &[RawRoute]) -> Result<Vec<Route>, ConfigError> {
@@ -166,6 +167,7 @@ pub fn routes(raw: &[RawRoute]) -> Result<Vec<Route>, ConfigError> {
                 require_task: route.require_task,
                 action: route.action,
                 resource: route.resource.clone(),
+                dry_run: route.dry_run,
             })
         })
         .collect()

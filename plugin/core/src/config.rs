@@ -31,6 +31,75 @@ pub struct RawConfig {
     pub approval: Option<RawApproval>,
     #[serde(default)]
     pub revocation: RawRevocation,
+    #[serde(default)]
+    pub audit: RawAudit,
+    /// Evaluate and audit every request, but never refuse one (rolling out a policy).
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// Where audit events go and what they may contain.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAudit {
+    /// One JSON line per decision in the proxy log, behind `bridle.audit `.
+    pub log: bool,
+    /// The event as host filter state (Envoy: `%FILTER_STATE(wasm.bridle_decision:PLAIN)%`).
+    pub filter_state: bool,
+    /// Tool arguments in events: `omit` (default), or `include` with `mask` keys masked.
+    pub arguments: ArgumentsInAudit,
+    /// Argument keys (at any depth) whose values are replaced by `"***"`.
+    pub mask: Vec<String>,
+    pub collector: Option<RawCollector>,
+}
+
+impl Default for RawAudit {
+    fn default() -> Self {
+        Self {
+            log: true,
+            filter_state: false,
+            arguments: ArgumentsInAudit::Omit,
+            mask: Vec::new(),
+            collector: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ArgumentsInAudit {
+    Omit,
+    Include,
+}
+
+/// Batched export of audit events (`POST path` on `cluster`, JSON lines).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCollector {
+    pub cluster: String,
+    pub path: String,
+    #[serde(default = "default_feed_authority")]
+    pub authority: String,
+    #[serde(default = "default_batch")]
+    pub batch_size: usize,
+    #[serde(default = "default_flush_ms")]
+    pub flush_ms: u64,
+    #[serde(default = "default_max_buffered")]
+    pub max_buffered: usize,
+    #[serde(default = "default_feed_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+fn default_batch() -> usize {
+    100
+}
+
+fn default_flush_ms() -> u64 {
+    1000
+}
+
+fn default_max_buffered() -> usize {
+    10_000
 }
 
 /// Revoked tasks, tokens and agents: inline, and from a feed the host polls.
@@ -169,6 +238,9 @@ pub struct RawRoute {
     pub action: Option<ActionClass>,
     #[serde(default)]
     pub resource: Option<String>,
+    /// Evaluate and audit requests of this route, but never refuse one.
+    #[serde(default)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]

@@ -82,6 +82,10 @@ pub struct Decision {
     pub tools_filter: Option<crate::tools_list::ToolsListFilter>,
     /// Set for `approval_required`: the action an approval must name.
     pub approval: Option<crate::approval::ApprovalRequest>,
+    /// Dry run: the outcome is recorded, but the request is forwarded whatever it is.
+    pub dry_run: bool,
+    /// The audit event of this decision, as JSON, for hosts that attach it to the stream.
+    pub audit_json: String,
 }
 
 #[derive(Serialize)]
@@ -98,6 +102,11 @@ struct RefusalBody<'a> {
 impl Decision {
     pub fn is_allowed(&self) -> bool {
         self.outcome == Outcome::Allow
+    }
+
+    /// Whether the host must forward the request: allowed, or any outcome in dry run.
+    pub fn forwards(&self) -> bool {
+        self.is_allowed() || self.dry_run
     }
 
     pub fn status(&self) -> u16 {

@@ -546,3 +546,36 @@ fn revoked_tasks_tokens_and_agents_are_refused() {
         Outcome::Allow
     );
 }
+
+#[test]
+fn dry_run_records_but_never_refuses_and_arguments_can_be_audited_masked() {
+    let mut f = Fixture::with(
+        json!({"dry_run": true, "audit": {"arguments": "include", "mask": ["token"]}}),
+    );
+    let (identity, task) = (f.identity(AGENT), f.task(json!({}), 300));
+    let d = f.mcp(
+        &identity,
+        Some(&task),
+        &call("rm_rf", json!({"path": "/", "nested": {"token": "s3cret"}})),
+        &[],
+    );
+    assert_eq!(d.outcome, Outcome::Deny);
+    assert!(d.dry_run && d.forwards());
+    assert!(
+        d.remove_headers.contains(&"authorization".to_owned()),
+        "credentials are stripped in dry run too"
+    );
+    let event: Value = serde_json::from_str(&d.audit_json).unwrap();
+    assert_eq!(event["dry_run"], true);
+    assert_eq!(event["outcome"], "deny");
+    assert_eq!(
+        event["intent"]["arguments"],
+        json!({"path": "/", "nested": {"token": "***"}})
+    );
+    assert!(!d.audit_json.contains("s3cret"));
+    let unreadable = f.mcp(&identity, Some(&task), b"[1]", &[]);
+    assert!(
+        !unreadable.forwards(),
+        "a body that cannot be read is refused even in dry run"
+    );
+}

@@ -8,6 +8,7 @@ use bridle_core::{Authorizer, ConnectionFacts, Decision, RequestView};
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, LogLevel};
 
+use crate::audit::AuditOutputs;
 use crate::host::{log, ProxyHost};
 use crate::metrics::Metrics;
 
@@ -20,6 +21,7 @@ struct Pending {
 pub struct BridleFilter {
     authorizer: Option<Rc<RefCell<Authorizer>>>,
     metrics: Rc<Metrics>,
+    audit: Rc<AuditOutputs>,
     pending: Option<Pending>,
     /// Headers for the upstream's response once the request was allowed.
     response_headers: Vec<(String, String)>,
@@ -32,10 +34,15 @@ const UNAVAILABLE: &[u8] =
     br#"{"error":"unavailable","reasons":["bridle has no usable configuration"]}"#;
 
 impl BridleFilter {
-    pub fn new(authorizer: Option<Rc<RefCell<Authorizer>>>, metrics: Rc<Metrics>) -> Self {
+    pub fn new(
+        authorizer: Option<Rc<RefCell<Authorizer>>>,
+        metrics: Rc<Metrics>,
+        audit: Rc<AuditOutputs>,
+    ) -> Self {
         Self {
             authorizer,
             metrics,
+            audit,
             pending: None,
             response_headers: Vec::new(),
             tools_filter: None,
@@ -87,9 +94,27 @@ impl BridleFilter {
         Some(f(&mut authorizer))
     }
 
+    /// Runs `f` with the authorizer and this host's core services.
+    fn with_host<T>(&self, f: impl FnOnce(&mut Authorizer, &mut ProxyHost) -> T) -> Option<T> {
+        let mut host = ProxyHost {
+            audit: Rc::clone(&self.audit),
+        };
+        self.with_authorizer(|a| f(a, &mut host))
+    }
+
     fn enforce(&mut self, decision: Decision) -> Action {
         self.metrics.count(decision.outcome, decision.cache_hit);
-        if !decision.is_allowed() {
+        if self
+            .with_authorizer(|a| a.audit_settings().filter_state)
+            .unwrap_or(false)
+        {
+            // Envoy keeps it as filter state `wasm.bridle_decision` for the access log.
+            self.set_property(
+                vec!["bridle_decision"],
+                Some(decision.audit_json.as_bytes()),
+            );
+        }
+        if !decision.forwards() {
             let body = decision.refusal_body();
             let mut headers: Vec<(&str, &str)> = vec![("content-type", "application/json")];
             headers.extend(
@@ -108,6 +133,9 @@ impl BridleFilter {
         // that the policy or Bridle sets.
         for (name, value) in &decision.upstream_headers {
             self.set_http_request_header(name, Some(value));
+        }
+        if decision.dry_run && !decision.is_allowed() {
+            self.metrics.count_dry_run();
         }
         self.response_headers = decision.response_headers;
         self.tools_filter = decision.tools_filter;
@@ -132,7 +160,7 @@ impl HttpContext for BridleFilter {
                     .get_http_request_header("content-length")
                     .and_then(|v| v.trim().parse::<usize>().ok());
                 if declared.is_some_and(|length| length > limit) {
-                    self.with_authorizer(|a| a.refuse_oversized(&view, limit, &mut ProxyHost))
+                    self.with_host(|a, h| a.refuse_oversized(&view, limit, h))
                 } else {
                     self.pending = Some(Pending { view, limit });
                     return Action::Pause;
@@ -140,9 +168,9 @@ impl HttpContext for BridleFilter {
             }
             Some(_) => {
                 view.body = Some(Vec::new());
-                self.with_authorizer(|a| a.decide(&view, &mut ProxyHost))
+                self.with_host(|a, h| a.decide(&view, h))
             }
-            None => self.with_authorizer(|a| a.decide(&view, &mut ProxyHost)),
+            None => self.with_host(|a, h| a.decide(&view, h)),
         };
         match decision {
             Some(decision) => self.enforce(decision),
@@ -160,9 +188,7 @@ impl HttpContext for BridleFilter {
                 return Action::Pause;
             };
             pending.view.body = None;
-            return match self
-                .with_authorizer(|a| a.refuse_oversized(&pending.view, limit, &mut ProxyHost))
-            {
+            return match self.with_host(|a, h| a.refuse_oversized(&pending.view, limit, h)) {
                 Some(decision) => self.enforce(decision),
                 None => self.unavailable("authorizer unavailable"),
             };
@@ -175,7 +201,7 @@ impl HttpContext for BridleFilter {
             return Action::Pause;
         };
         pending.view.body = Some(self.get_http_request_body(0, body_size).unwrap_or_default());
-        match self.with_authorizer(|a| a.decide(&pending.view, &mut ProxyHost)) {
+        match self.with_host(|a, h| a.decide(&pending.view, h)) {
             Some(decision) => self.enforce(decision),
             None => self.unavailable("authorizer unavailable"),
         }

@@ -1,37 +1,52 @@
 //! The core's host traits over proxy-wasm host calls.
 
+use std::rc::Rc;
 use std::time::UNIX_EPOCH;
 
 use bridle_core::{AuditEvent, AuditSink, Clock, Once, OnceStore};
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::LogLevel;
 
+use crate::audit::AuditOutputs;
 use crate::once::SharedOnceStore;
 
+pub fn now_unix_nanos() -> u64 {
+    // A host without a clock yields 0: every token then looks issued in the future and is
+    // refused, which is the safe direction.
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
 /// Clock, audit sink and once-store of a proxy-wasm host.
-pub struct ProxyHost;
+pub struct ProxyHost {
+    pub audit: Rc<AuditOutputs>,
+}
 
 impl Clock for ProxyHost {
     fn now_unix_nanos(&self) -> u64 {
-        // A host without a clock yields 0: every token then looks issued in the future and is
-        // refused, which is the safe direction.
-        hostcalls::get_current_time()
-            .ok()
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        now_unix_nanos()
     }
 }
 
 pub const AUDIT_PREFIX: &str = "bridle.audit ";
 
-/// Audit events go to the proxy log, one JSON object per line behind a fixed prefix so a log
-/// pipeline can pick them out.
 impl AuditSink for ProxyHost {
     fn record(&mut self, event: &AuditEvent) {
-        let _ = hostcalls::log(
-            LogLevel::Info,
-            &format!("{AUDIT_PREFIX}{}", event.to_json()),
-        );
+        if !self.audit.log && self.audit.collector.is_none() {
+            return;
+        }
+        let json = event.to_json();
+        if self.audit.log {
+            // One JSON object per line behind a fixed prefix, so a log pipeline can pick them out.
+            let _ = hostcalls::log(LogLevel::Info, &format!("{AUDIT_PREFIX}{json}"));
+        }
+        if let Some(buffer) = &self.audit.collector {
+            if let Ok(mut buffer) = buffer.try_borrow_mut() {
+                buffer.push(json);
+            }
+        }
     }
 }
 

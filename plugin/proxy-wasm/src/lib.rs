@@ -1,6 +1,7 @@
 //! Bridle as a proxy-wasm HTTP filter (Envoy, Kong). This adapter only collects the request
 //! from the host, hands it to the core, and enforces the decision; all logic is in `bridle-core`.
 
+mod audit;
 mod feed;
 mod filter;
 mod host;

@@ -13,10 +13,21 @@ pub struct Metrics {
     error: Option<u32>,
     cache_hit: Option<u32>,
     cache_miss: Option<u32>,
+    dry_run: Option<u32>,
+    audit_exported: Option<u32>,
+    audit_dropped: Option<u32>,
 }
 
 fn counter(name: &str) -> Option<u32> {
-    match hostcalls::define_metric(MetricType::Counter, name) {
+    define(MetricType::Counter, name)
+}
+
+fn gauge(name: &str) -> Option<u32> {
+    define(MetricType::Gauge, name)
+}
+
+fn define(kind: MetricType, name: &str) -> Option<u32> {
+    match hostcalls::define_metric(kind, name) {
         Ok(id) => Some(id),
         Err(status) => {
             // A host without metrics still enforces; only the counter is lost.
@@ -39,7 +50,26 @@ impl Metrics {
             error: counter("bridle.decisions.error"),
             cache_hit: counter("bridle.token_cache.hit"),
             cache_miss: counter("bridle.token_cache.miss"),
+            dry_run: counter("bridle.decisions.dry_run_forwarded"),
+            audit_exported: gauge("bridle.audit.exported"),
+            audit_dropped: gauge("bridle.audit.dropped"),
         }
+    }
+
+    /// Totals of this worker's audit export.
+    pub fn audit(&self, exported: u64, dropped: u64) {
+        for (id, value) in [
+            (self.audit_exported, exported),
+            (self.audit_dropped, dropped),
+        ] {
+            if let Some(id) = id {
+                let _ = hostcalls::record_metric(id, value);
+            }
+        }
+    }
+
+    pub fn count_dry_run(&self) {
+        increment(self.dry_run);
     }
 
     pub fn count(&self, outcome: Outcome, cache_hit: Option<bool>) {

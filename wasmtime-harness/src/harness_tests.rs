@@ -1,0 +1,203 @@
+//! Tests that compile tiny hand-assembled modules: import checks, start-up failures, and
+//! bounds checks on pointers a guest passes to host calls.
+mod loading {
+    use crate::{Harness, HarnessError, PluginOptions};
+
+    /// A minimal module: `imports` (all `() -> ()` functions), one empty function exported
+    /// under each name in `exports`, and an exported memory.
+    fn module(imports: &[(&str, &str)], exports: &[&str]) -> Vec<u8> {
+        fn name(out: &mut Vec<u8>, s: &str) {
+            out.push(u8::try_from(s.len()).unwrap());
+            out.extend_from_slice(s.as_bytes());
+        }
+        fn section(out: &mut Vec<u8>, id: u8, body: &[u8]) {
+            out.push(id);
+            out.push(u8::try_from(body.len()).unwrap());
+            out.extend_from_slice(body);
+        }
+        let mut wasm = b"\0asm\x01\0\0\0".to_vec();
+        section(&mut wasm, 1, &[1, 0x60, 0, 0]);
+        let mut body = vec![u8::try_from(imports.len()).unwrap()];
+        for (module, field) in imports {
+            name(&mut body, module);
+            name(&mut body, field);
+            body.extend_from_slice(&[0, 0]);
+        }
+        section(&mut wasm, 2, &body);
+        section(&mut wasm, 3, &[1, 0]);
+        section(&mut wasm, 5, &[1, 0, 1]);
+        let mut body = vec![u8::try_from(exports.len() + 1).unwrap()];
+        let own = u8::try_from(imports.len()).unwrap();
+        for export in exports {
+            name(&mut body, export);
+            body.extend_from_slice(&[0, own]);
+        }
+        name(&mut body, "memory");
+        body.extend_from_slice(&[2, 0]);
+        section(&mut wasm, 7, &body);
+        section(&mut wasm, 10, &[1, 2, 0, 0x0b]);
+        wasm
+    }
+
+    #[test]
+    fn every_unsupported_import_is_named() {
+        let wasm = module(
+            &[
+                ("env", "proxy_log"),
+                ("env", "proxy_nope"),
+                ("wasi_snapshot_preview1", "sock_accept"),
+            ],
+            &["proxy_abi_version_0_2_1"],
+        );
+        match Harness::from_bytes(&wasm) {
+            Err(HarnessError::UnsupportedImports { imports }) => assert_eq!(
+                imports,
+                vec!["env::proxy_nope", "wasi_snapshot_preview1::sock_accept"]
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_module_without_abi_version_is_refused() {
+        let err = Harness::from_bytes(&module(&[], &["_initialize"])).unwrap_err();
+        assert!(err.to_string().contains("proxy_abi_version_0_2_1"), "{err}");
+        assert!(matches!(
+            Harness::from_bytes(b"not wasm"),
+            Err(HarnessError::Load(_))
+        ));
+    }
+
+    #[test]
+    fn a_module_without_allocator_cannot_start() {
+        let harness = Harness::from_bytes(&module(&[], &["proxy_abi_version_0_2_1"])).unwrap();
+        let err = harness.start(PluginOptions::new()).unwrap_err();
+        assert!(matches!(err, HarnessError::Abi(_)), "{err}");
+    }
+
+    #[test]
+    fn wrongly_typed_imports_fail_to_load() {
+        // `proxy_log` exists but takes three i32; the module declares it `() -> ()`.
+        let wasm = module(&[("env", "proxy_log")], &["proxy_abi_version_0_2_1"]);
+        let err = Harness::from_bytes(&wasm).unwrap_err();
+        assert!(err.to_string().contains("proxy_log"), "{err}");
+    }
+}
+
+mod guest_memory {
+    use crate::{Harness, HarnessError, PluginOptions};
+
+    fn vec_of(items: &[Vec<u8>]) -> Vec<u8> {
+        let mut out = vec![u8::try_from(items.len()).unwrap()];
+        for item in items {
+            out.extend_from_slice(item);
+        }
+        out
+    }
+
+    fn section(out: &mut Vec<u8>, id: u8, body: &[u8]) {
+        out.push(id);
+        out.push(u8::try_from(body.len()).unwrap());
+        out.extend_from_slice(body);
+    }
+
+    fn name(s: &str) -> Vec<u8> {
+        let mut out = vec![u8::try_from(s.len()).unwrap()];
+        out.extend_from_slice(s.as_bytes());
+        out
+    }
+
+    /// `_initialize` calls `proxy_log` with `(level, ptr, len)` for each case and traps
+    /// (`unreachable`) unless the status is the expected one.
+    fn module(cases: &[(&[u8], &[u8], i32)]) -> Vec<u8> {
+        let mut wasm = b"\0asm\x01\0\0\0".to_vec();
+        // 0: (i32 i32 i32) -> i32, 1: (i32) -> i32, 2: () -> ()
+        section(
+            &mut wasm,
+            1,
+            &vec_of(&[
+                vec![0x60, 3, 0x7f, 0x7f, 0x7f, 1, 0x7f],
+                vec![0x60, 1, 0x7f, 1, 0x7f],
+                vec![0x60, 0, 0],
+            ]),
+        );
+        let mut import = name("env");
+        import.extend(name("proxy_log"));
+        import.extend([0, 0]);
+        section(&mut wasm, 2, &vec_of(&[import]));
+        section(&mut wasm, 3, &[2, 1, 2]);
+        section(&mut wasm, 5, &[1, 0, 1]);
+        let export = |n: &str, kind: u8, index: u8| {
+            let mut e = name(n);
+            e.extend([kind, index]);
+            e
+        };
+        section(
+            &mut wasm,
+            7,
+            &vec_of(&[
+                export("proxy_abi_version_0_2_1", 0, 2),
+                export("malloc", 0, 1),
+                export("_initialize", 0, 2),
+                export("memory", 2, 0),
+            ]),
+        );
+        // malloc: returns 0 (never called here).
+        let malloc = vec![0, 0x41, 0, 0x0b];
+        let mut init = vec![0];
+        for (ptr, len, expected) in cases {
+            init.extend([0x41, 2, 0x41]);
+            init.extend_from_slice(ptr);
+            init.push(0x41);
+            init.extend_from_slice(len);
+            init.extend([0x10, 0]);
+            init.extend([
+                0x41,
+                u8::try_from(*expected).unwrap(),
+                0x47,
+                0x04,
+                0x40,
+                0x00,
+                0x0b,
+            ]);
+        }
+        init.push(0x0b);
+        let body = |code: Vec<u8>| {
+            let mut b = vec![u8::try_from(code.len()).unwrap()];
+            b.extend(code);
+            b
+        };
+        section(&mut wasm, 10, &vec_of(&[body(malloc), body(init)]));
+        wasm
+    }
+
+    // Signed LEB128 of i32 constants.
+    const ZERO: &[u8] = &[0];
+    const MINUS_16: &[u8] = &[0x70];
+    const SIXTY_FOUR: &[u8] = &[0xc0, 0];
+    const PAGE_END: &[u8] = &[0x80, 0x80, 0x04];
+    const MINUS_1: &[u8] = &[0x7f];
+
+    #[test]
+    fn out_of_bounds_guest_pointers_get_invalid_memory_access() {
+        let harness = Harness::from_bytes(&module(&[
+            (ZERO, SIXTY_FOUR, 0),
+            (PAGE_END, ZERO, 0),
+            (PAGE_END, SIXTY_FOUR, 6),
+            (MINUS_16, SIXTY_FOUR, 6),
+            (ZERO, MINUS_1, 6),
+        ]))
+        .unwrap();
+        let plugin = harness.start(PluginOptions::new()).unwrap();
+        assert_eq!(plugin.logs().len(), 2);
+    }
+
+    #[test]
+    fn an_unexpected_status_traps_as_the_guest_decides() {
+        // The control case: expecting Ok for a bad pointer makes the guest trap.
+        let harness = Harness::from_bytes(&module(&[(MINUS_16, SIXTY_FOUR, 0)])).unwrap();
+        let err = harness.start(PluginOptions::new()).unwrap_err();
+        assert!(matches!(err, HarnessError::VmStartFailed { .. }), "{err}");
+        assert!(err.to_string().contains("unreachable"), "{err}");
+    }
+}

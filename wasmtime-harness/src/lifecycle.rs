@@ -1,0 +1,556 @@
+//! The HTTP stream lifecycle, driven the way Envoy's filter manager drives a proxy-wasm
+//! filter (`source/extensions/common/wasm/context.cc`):
+//!
+//! - `proxy_on_request_headers(ctx, n, end_of_stream)`; a stop (`1`) holds the request, but
+//!   body chunks still reach the filter.
+//! - `proxy_on_request_body(ctx, size, end_of_stream)`: after StopIterationAndBuffer (`1`) the
+//!   next chunk is appended to the buffered body and `size` is the accumulated length;
+//!   Continue (`0`) passes the buffered body (as the filter left it) upstream and resumes the
+//!   request.
+//! - A buffered body that outgrows Envoy's buffer limit gets Envoy's own `413` (request) or
+//!   `500` (response) local reply, without calling the filter for that chunk.
+//! - `proxy_continue_stream` resumes a held request or response after the current callback.
+//! - `proxy_send_local_response` ends the request after the current callback: nothing more
+//!   goes upstream, and the reply passes through this filter's own `on_response_headers`
+//!   (and `on_response_body`) before the client gets it.
+//! - At the end: `proxy_on_log` (header maps readable), `proxy_on_done`, `proxy_on_delete`.
+
+use std::collections::BTreeMap;
+
+use crate::abi::{raw, raw_len, Action};
+use crate::error::HarnessError;
+use crate::headers::Headers;
+use crate::plugin::{Plugin, ROOT_CONTEXT};
+use crate::request::{response_headers, HttpOutcome, HttpRequest};
+use crate::state::{LocalReply, StreamState};
+
+/// The stream callbacks that return an [`Action`].
+#[derive(Debug, Clone, Copy)]
+enum Callback {
+    RequestHeaders,
+    RequestBody,
+    ResponseHeaders,
+    ResponseBody,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Request,
+    Response,
+}
+
+fn forward_request(s: &mut StreamState) {
+    s.request_paused = false;
+    s.request_headers_live = false;
+    s.forwarded_body.append(&mut s.request_body);
+    s.request_body_live = false;
+    s.request_buffering = false;
+}
+
+fn forward_response(s: &mut StreamState) {
+    s.response_paused = false;
+    s.response_headers_live = false;
+    s.response_forwarded_body.append(&mut s.response_body);
+    s.response_body_live = false;
+    s.response_buffering = false;
+}
+
+/// What the host does with a body callback's stop value.
+fn hold_body(buffering: &mut bool, body: &mut Vec<u8>, live: &mut bool, action: Action) {
+    match action {
+        Action::Continue => {}
+        // StopIterationAndBuffer / StopIterationAndWatermark: keep and append.
+        Action::Pause | Action::Other(2) => *buffering = true,
+        // StopIterationNoBuffer: the host keeps nothing.
+        Action::Other(_) => {
+            *buffering = false;
+            body.clear();
+            *live = false;
+        }
+    }
+}
+
+fn over_limit(limit: Option<usize>, buffered: &[u8], chunk: &[u8]) -> bool {
+    limit.is_some_and(|limit| buffered.len().saturating_add(chunk.len()) > limit)
+}
+
+/// The reply Envoy itself sends when a buffered body outgrows the buffer limit; the filter's
+/// body callback is not called for that chunk.
+fn too_large(status: u16, details: &str) -> LocalReply {
+    let body: &[u8] = if status == 413 {
+        b"Payload Too Large"
+    } else {
+        b"Internal Server Error"
+    };
+    LocalReply {
+        status,
+        details: details.to_owned(),
+        body: body.to_vec(),
+        headers: Vec::new(),
+    }
+}
+
+pub(crate) fn status_of(headers: &Headers) -> Option<u16> {
+    std::str::from_utf8(headers.get(":status")?)
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+impl Plugin {
+    pub(crate) fn stream_state(&self, ctx: u32) -> Result<&StreamState, HarnessError> {
+        self.store
+            .data()
+            .stream(ctx)
+            .ok_or_else(|| HarnessError::Usage(format!("no stream has context id `{ctx}`")))
+    }
+
+    fn stream_state_mut(&mut self, ctx: u32) -> Result<&mut StreamState, HarnessError> {
+        self.store
+            .data_mut()
+            .stream_mut(ctx)
+            .ok_or_else(|| HarnessError::Usage(format!("no stream has context id `{ctx}`")))
+    }
+
+    fn call_action(
+        &mut self,
+        callback: Callback,
+        ctx: u32,
+        size: usize,
+        end_of_stream: bool,
+    ) -> Result<Action, HarnessError> {
+        let (name, func) = match callback {
+            Callback::RequestHeaders => {
+                ("proxy_on_request_headers", &self.exports.on_request_headers)
+            }
+            Callback::RequestBody => ("proxy_on_request_body", &self.exports.on_request_body),
+            Callback::ResponseHeaders => (
+                "proxy_on_response_headers",
+                &self.exports.on_response_headers,
+            ),
+            Callback::ResponseBody => ("proxy_on_response_body", &self.exports.on_response_body),
+        };
+        let func = func.clone();
+        let result = self.call(
+            name,
+            ctx,
+            func,
+            (raw(ctx), raw_len(size), i32::from(end_of_stream)),
+        )?;
+        // A filter without the callback lets the stream through, as in Envoy.
+        Ok(result.map_or(Action::Continue, Action::from_raw))
+    }
+
+    /// Creates an HTTP context (`proxy_on_context_create(ctx, root)`).
+    pub(crate) fn open_stream(
+        &mut self,
+        properties: BTreeMap<Vec<String>, Vec<u8>>,
+    ) -> Result<u32, HarnessError> {
+        self.check_alive()?;
+        let ctx = self.next_context;
+        self.next_context = ctx
+            .checked_add(1)
+            .ok_or_else(|| HarnessError::Usage("context ids are exhausted".to_owned()))?;
+        self.store
+            .data_mut()
+            .streams
+            .push(StreamState::new(ctx, properties));
+        let create = self.exports.on_context_create.clone();
+        if let Err(e) = self.call(
+            "proxy_on_context_create",
+            ctx,
+            create,
+            (raw(ctx), raw(ROOT_CONTEXT)),
+        ) {
+            self.remove_stream(ctx);
+            return Err(e);
+        }
+        Ok(ctx)
+    }
+
+    pub(crate) fn send_request_headers(
+        &mut self,
+        ctx: u32,
+        headers: Headers,
+        end_of_stream: bool,
+    ) -> Result<Action, HarnessError> {
+        let s = self.stream_state_mut(ctx)?;
+        if s.request_headers_sent {
+            return Err(HarnessError::Usage(
+                "the request headers were already sent".to_owned(),
+            ));
+        }
+        s.request_headers_sent = true;
+        s.request_ended = end_of_stream;
+        s.request_headers = headers;
+        s.request_headers_live = true;
+        let count = s.request_headers.len();
+        let action = self.call_action(Callback::RequestHeaders, ctx, count, end_of_stream)?;
+        self.settle(ctx, Phase::Request, action, false)?;
+        Ok(action)
+    }
+
+    pub(crate) fn send_request_body(
+        &mut self,
+        ctx: u32,
+        chunk: &[u8],
+        end_of_stream: bool,
+    ) -> Result<Action, HarnessError> {
+        let limit = self.store.data().buffer_limit;
+        let s = self.stream_state_mut(ctx)?;
+        if !s.request_headers_sent {
+            return Err(HarnessError::Usage(
+                "send the request headers first".to_owned(),
+            ));
+        }
+        if s.request_ended {
+            return Err(HarnessError::Usage("the request already ended".to_owned()));
+        }
+        if s.ended() {
+            return Err(HarnessError::Usage(
+                "the stream already ended (local response or reset); Envoy would not call the filter".to_owned(),
+            ));
+        }
+        s.request_ended = end_of_stream;
+        if s.request_buffering && over_limit(limit, &s.request_body, chunk) {
+            s.pending_local_reply = Some(too_large(413, "request_payload_too_large"));
+            self.run_deferred()?;
+            return Ok(Action::Pause);
+        }
+        if !s.request_buffering {
+            s.request_body.clear();
+        }
+        s.request_body.extend_from_slice(chunk);
+        s.request_body_live = true;
+        let size = s.request_body.len();
+        let action = self.call_action(Callback::RequestBody, ctx, size, end_of_stream)?;
+        self.settle(ctx, Phase::Request, action, true)?;
+        Ok(action)
+    }
+
+    pub(crate) fn send_response_headers(
+        &mut self,
+        ctx: u32,
+        headers: Headers,
+        end_of_stream: bool,
+    ) -> Result<Action, HarnessError> {
+        let s = self.stream_state_mut(ctx)?;
+        if s.ended() {
+            return Err(HarnessError::Usage(
+                "the stream already ended (local response or reset)".to_owned(),
+            ));
+        }
+        if !s.request_headers_sent || s.request_paused {
+            return Err(HarnessError::Usage(
+                "the request has not gone upstream (the filter holds it), so no response can come"
+                    .to_owned(),
+            ));
+        }
+        if s.response_headers_sent {
+            return Err(HarnessError::Usage(
+                "the response headers were already sent".to_owned(),
+            ));
+        }
+        s.response_headers_sent = true;
+        s.response_ended = end_of_stream;
+        s.response_code = status_of(&headers);
+        s.response_headers = headers;
+        s.response_headers_live = true;
+        let count = s.response_headers.len();
+        let action = self.call_action(Callback::ResponseHeaders, ctx, count, end_of_stream)?;
+        self.settle(ctx, Phase::Response, action, false)?;
+        Ok(action)
+    }
+
+    pub(crate) fn send_response_body(
+        &mut self,
+        ctx: u32,
+        chunk: &[u8],
+        end_of_stream: bool,
+    ) -> Result<Action, HarnessError> {
+        let limit = self.store.data().buffer_limit;
+        let s = self.stream_state_mut(ctx)?;
+        if s.ended() {
+            return Err(HarnessError::Usage(
+                "the stream already ended (local response or reset)".to_owned(),
+            ));
+        }
+        if !s.response_headers_sent {
+            return Err(HarnessError::Usage(
+                "send the response headers first".to_owned(),
+            ));
+        }
+        if s.response_ended {
+            return Err(HarnessError::Usage("the response already ended".to_owned()));
+        }
+        s.response_ended = end_of_stream;
+        if s.response_buffering && over_limit(limit, &s.response_body, chunk) {
+            s.pending_local_reply = Some(too_large(500, "response_payload_too_large"));
+            self.run_deferred()?;
+            return Ok(Action::Pause);
+        }
+        if !s.response_buffering {
+            s.response_body.clear();
+        }
+        s.response_body.extend_from_slice(chunk);
+        s.response_body_live = true;
+        let size = s.response_body.len();
+        let action = self.call_action(Callback::ResponseBody, ctx, size, end_of_stream)?;
+        self.settle(ctx, Phase::Response, action, true)?;
+        Ok(action)
+    }
+
+    /// Applies a callback's return value, then the actions deferred during the call.
+    fn settle(
+        &mut self,
+        ctx: u32,
+        phase: Phase,
+        action: Action,
+        body: bool,
+    ) -> Result<(), HarnessError> {
+        let s = self.stream_state_mut(ctx)?;
+        // A reply queued by this very callback wins over its return value.
+        let applies = s.reset.is_none()
+            && s.pending_local_reply.is_none()
+            && (phase == Phase::Response || s.local_reply_details.is_none());
+        if applies {
+            match (phase, action) {
+                (Phase::Request, Action::Continue) => forward_request(s),
+                (Phase::Response, Action::Continue) => forward_response(s),
+                (Phase::Request, _) => {
+                    s.request_paused = true;
+                    if body {
+                        hold_body(
+                            &mut s.request_buffering,
+                            &mut s.request_body,
+                            &mut s.request_body_live,
+                            action,
+                        );
+                    }
+                }
+                (Phase::Response, _) => {
+                    s.response_paused = true;
+                    if body {
+                        hold_body(
+                            &mut s.response_buffering,
+                            &mut s.response_body,
+                            &mut s.response_body_live,
+                            action,
+                        );
+                    }
+                }
+            }
+        }
+        self.run_deferred()
+    }
+
+    /// Envoy's "after VM call" actions: resume streams the guest continued, deliver local
+    /// replies it sent.
+    pub(crate) fn run_deferred(&mut self) -> Result<(), HarnessError> {
+        loop {
+            let host = self.store.data_mut();
+            for s in &mut host.streams {
+                let done = s.reset.is_some() || s.pending_local_reply.is_some();
+                if std::mem::take(&mut s.request_continue)
+                    && !done
+                    && s.local_reply_details.is_none()
+                    && s.request_paused
+                {
+                    forward_request(s);
+                }
+                if std::mem::take(&mut s.response_continue) && !done && s.response_paused {
+                    forward_response(s);
+                }
+            }
+            let Some(ctx) = host
+                .streams
+                .iter()
+                .find(|s| s.pending_local_reply.is_some())
+                .map(|s| s.id)
+            else {
+                return Ok(());
+            };
+            self.deliver_local_reply(ctx)?;
+        }
+    }
+
+    /// Turns a queued local reply into the response, through the filter's response callbacks.
+    fn deliver_local_reply(&mut self, ctx: u32) -> Result<(), HarnessError> {
+        let s = self.stream_state_mut(ctx)?;
+        let Some(reply) = s.pending_local_reply.take() else {
+            return Ok(());
+        };
+        let mut headers = response_headers(reply.status, reply.headers);
+        if !reply.body.is_empty() {
+            // Envoy sets the length and, only if the filter gave none, a text content type.
+            headers.replace(b"content-length", reply.body.len().to_string().as_bytes());
+            if !headers.contains("content-type") {
+                headers.add(b"content-type", b"text/plain");
+            }
+        }
+        // The request side keeps whatever maps it had (Envoy does not drop its pointers for
+        // a local reply); it just never goes upstream.
+        s.local_reply_details = Some(reply.details);
+        s.response_code = Some(reply.status);
+        s.response_headers = headers;
+        s.response_headers_sent = true;
+        s.response_headers_live = true;
+        s.response_ended = reply.body.is_empty();
+        s.response_body.clear();
+        s.response_forwarded_body.clear();
+        s.response_body_live = false;
+        s.response_buffering = false;
+        s.response_paused = false;
+        let count = s.response_headers.len();
+        let has_body = !reply.body.is_empty();
+        let action = self.call_action(Callback::ResponseHeaders, ctx, count, !has_body)?;
+        self.settle(ctx, Phase::Response, action, false)?;
+        let s = self.stream_state_mut(ctx)?;
+        if has_body && s.reset.is_none() {
+            s.response_ended = true;
+            s.response_body = reply.body;
+            s.response_body_live = true;
+            let size = s.response_body.len();
+            let action = self.call_action(Callback::ResponseBody, ctx, size, true)?;
+            self.settle(ctx, Phase::Response, action, true)?;
+        }
+        Ok(())
+    }
+
+    /// While the filter holds the stream, answers its `proxy_http_call`s from the responders;
+    /// a hold nothing can release is [`HarnessError::Stalled`].
+    fn await_release(&mut self, ctx: u32, phase: Phase) -> Result<(), HarnessError> {
+        loop {
+            let s = self.stream_state(ctx)?;
+            let held = match phase {
+                Phase::Request => s.request_paused,
+                Phase::Response => s.response_paused,
+            };
+            if s.ended() || !held {
+                return Ok(());
+            }
+            let calls = &self.store.data().http_calls;
+            let next = calls.iter().find_map(|c| {
+                self.responders
+                    .get(&c.upstream)
+                    .map(|r| (c.token, r.clone()))
+            });
+            match next {
+                Some((token, response)) => self.respond_http_call_with(token, response)?,
+                None => {
+                    return Err(HarnessError::Stalled {
+                        phase: match phase {
+                            Phase::Request => "request",
+                            Phase::Response => "response",
+                        },
+                        pending_http_calls: calls.iter().map(|c| c.token).collect(),
+                    })
+                }
+            }
+        }
+    }
+
+    /// `proxy_on_log`, `proxy_on_done`, `proxy_on_delete`.
+    pub(crate) fn finish_stream(&mut self, ctx: u32) -> Result<(), HarnessError> {
+        let s = self.stream_state_mut(ctx)?;
+        s.access_log = true;
+        s.request_body_live = false;
+        s.response_body_live = false;
+        let on_log = self.exports.on_log.clone();
+        let logged = self.call("proxy_on_log", ctx, on_log, raw(ctx));
+        if let Ok(s) = self.stream_state_mut(ctx) {
+            s.access_log = false;
+        }
+        logged?;
+        let on_done = self.exports.on_done.clone();
+        self.call("proxy_on_done", ctx, on_done, raw(ctx))?;
+        let on_delete = self.exports.on_delete.clone();
+        self.call("proxy_on_delete", ctx, on_delete, raw(ctx))?;
+        Ok(())
+    }
+
+    /// Forgets a stream. Its pending `proxy_http_call`s stay: Envoy owns them on the root
+    /// context, and the SDK drops a response whose context is gone.
+    pub(crate) fn remove_stream(&mut self, ctx: u32) -> Option<StreamState> {
+        let host = self.store.data_mut();
+        let index = host.streams.iter().position(|s| s.id == ctx)?;
+        Some(host.streams.swap_remove(index))
+    }
+
+    fn drive(&mut self, ctx: u32, req: &HttpRequest) -> Result<(), HarnessError> {
+        let has_body = !req.body_chunks.is_empty();
+        self.send_request_headers(ctx, req.header_map(), !has_body)?;
+        let last = req.body_chunks.len();
+        for (i, chunk) in req.body_chunks.iter().enumerate() {
+            if self.stream_state(ctx)?.ended() {
+                break;
+            }
+            self.send_request_body(ctx, chunk, i + 1 == last)?;
+        }
+        self.await_release(ctx, Phase::Request)?;
+        if self.stream_state(ctx)?.ended() {
+            return Ok(());
+        }
+        let upstream = &req.upstream_response;
+        let has_body = !upstream.body.is_empty();
+        self.send_response_headers(ctx, upstream.header_map(), !has_body)?;
+        if has_body && !self.stream_state(ctx)?.ended() {
+            self.send_response_body(ctx, &upstream.body, true)?;
+        }
+        self.await_release(ctx, Phase::Response)
+    }
+
+    /// Sends one request through the filter's whole lifecycle, like Envoy: context creation,
+    /// request headers and body chunks, (if forwarded) the upstream response, then log, done
+    /// and delete.
+    ///
+    /// While the filter holds the request waiting for `proxy_http_call` responses, calls to
+    /// upstreams with a responder ([`Plugin::set_http_call_responder`]) are answered; without
+    /// one the result is [`HarnessError::Stalled`] (use [`Plugin::stream`] to answer by hand).
+    ///
+    /// A trap or timeout is [`HarnessError::Trap`] / [`HarnessError::Timeout`]: Envoy
+    /// (fail-closed) would answer `503` and forward nothing (see
+    /// [`HttpOutcome::fail_closed`]).
+    pub fn request(&mut self, req: &HttpRequest) -> Result<HttpOutcome, HarnessError> {
+        let ctx = self.open_stream(req.properties.clone())?;
+        let driven = self.drive(ctx, req);
+        let finished = if self.failed.is_none() {
+            self.finish_stream(ctx)
+        } else {
+            Ok(())
+        };
+        let state = self.remove_stream(ctx);
+        driven?;
+        finished?;
+        let state = state.ok_or_else(|| HarnessError::Usage(format!("stream `{ctx}` vanished")))?;
+        outcome(state)
+    }
+}
+
+/// The outcome of a finished stream.
+pub(crate) fn outcome(mut s: StreamState) -> Result<HttpOutcome, HarnessError> {
+    if let Some(details) = s.reset {
+        return Err(HarnessError::StreamReset { details });
+    }
+    let mut body = std::mem::take(&mut s.response_forwarded_body);
+    body.append(&mut s.response_body);
+    let status = status_of(&s.response_headers)
+        .or(s.response_code)
+        .unwrap_or(0);
+    if let Some(details) = s.local_reply_details {
+        return Ok(HttpOutcome::LocalResponse {
+            status,
+            headers: s.response_headers,
+            body,
+            details,
+        });
+    }
+    Ok(HttpOutcome::Forwarded {
+        request_headers: s.request_headers,
+        request_body: s.forwarded_body,
+        response_status: status,
+        response_headers: s.response_headers,
+        response_body: body,
+    })
+}

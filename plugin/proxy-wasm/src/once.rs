@@ -11,6 +11,7 @@ use proxy_wasm::types::Status;
 const SLOTS: u64 = 64;
 const MAX_KEYS_PER_SLOT: usize = 4096;
 const CAS_RETRIES: usize = 8;
+const SLOT_MARKER: &[u8] = b"#\n";
 
 fn slot_name(key: &str) -> String {
     let hash = hmac_sha256::Hash::hash(key.as_bytes());
@@ -26,8 +27,10 @@ fn slot_name(key: &str) -> String {
 pub fn create_slots() {
     for index in 0..SLOTS {
         let name = format!("bridle.once.{index}");
-        if let Ok((None, _)) = hostcalls::get_shared_data(&name) {
-            let _ = hostcalls::set_shared_data(&name, Some(b""), None);
+        // Only a slot that does not exist is written unconditionally; hosts return an empty
+        // value as "no data", so slots are never empty: they start with a marker line.
+        if let Ok((None, None)) = hostcalls::get_shared_data(&name) {
+            let _ = hostcalls::set_shared_data(&name, Some(SLOT_MARKER), None);
         }
     }
 }
@@ -43,11 +46,13 @@ impl OnceStore for SharedOnceStore {
         for _ in 0..CAS_RETRIES {
             let (value, cas) = match hostcalls::get_shared_data(&slot) {
                 Ok((Some(value), Some(cas))) => (value, cas),
+                Ok((None, Some(cas))) => (Vec::new(), cas),
                 // A missing slot was not created at configure: refuse rather than race.
                 _ => return Once::Unavailable,
             };
             let text = String::from_utf8_lossy(&value);
             let mut kept = String::with_capacity(text.len() + key.len() + 24);
+            kept.push_str("#\n");
             let mut count = 0;
             for line in text.lines() {
                 let Some((expiry, used)) = line.split_once(' ') else {

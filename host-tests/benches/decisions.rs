@@ -1,0 +1,115 @@
+//! Decisions through the compiled `.wasm` in the harness (release build of the harness):
+//! a refused request without a credential (the filter's floor), a cached token, a new token
+//! per request for ES256 / EdDSA / RS256, and an MCP `tools/call` with the shipped policy.
+//! Compare within one run: `cargo bench -p host-tests --bench decisions`.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::cell::Cell;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use host_tests::{Alg, Claims, ConfigBuilder, TestIssuer};
+use serde_json::json;
+use wasmtime_harness::{Harness, HttpRequest, Plugin, PluginOptions};
+
+const AGENT: &str = "spiffe://demo.bridle.dev/agent/research-bot";
+const FRESH_TOKENS: usize = 4000;
+
+fn plugin(harness: &Harness, issuers: &[&TestIssuer]) -> Plugin {
+    let mut builder = ConfigBuilder::agents().unwrap().environment("prod");
+    for issuer in issuers {
+        builder = builder.issuer(issuer).unwrap();
+    }
+    let config = builder
+        .set("identity", json!({"cache_entries": 1024}))
+        .set("audit", json!({"log": false}))
+        .set(
+            "routes",
+            json!([{"name": "mcp", "path": "/mcp", "methods": ["POST"], "protocol": "mcp"}]),
+        )
+        .set(
+            "mcp",
+            json!({"tools": {"read_report": {"action": "read", "data_class": "internal"}}}),
+        )
+        .build();
+    harness
+        .start(
+            PluginOptions::with_config(config.to_string())
+                .record_logs(false)
+                .at(std::time::SystemTime::now()),
+        )
+        .unwrap()
+}
+
+fn get(token: &str) -> HttpRequest {
+    HttpRequest::get("/api/reports/q3")
+        .authority("api.internal")
+        .header("authorization", format!("Bearer {token}"))
+}
+
+fn decisions(c: &mut Criterion) {
+    let harness = Harness::load(host_tests::paths::wasm().unwrap()).unwrap();
+    let es256 = TestIssuer::new("spiffe://demo.bridle.dev", Alg::Es256).unwrap();
+    let mut group = c.benchmark_group("decision");
+
+    let mut p = plugin(&harness, &[&es256]);
+    let floor = HttpRequest::get("/api/reports/q3").authority("api.internal");
+    assert_eq!(p.request(&floor).unwrap().status(), 401);
+    group.bench_function("floor_no_credential_401", |b| {
+        b.iter(|| p.request(&floor).unwrap())
+    });
+
+    let cached = get(&es256.token_for(AGENT).unwrap());
+    assert!(p.request(&cached).unwrap().is_forwarded());
+    group.bench_function("cached_token_allow", |b| {
+        b.iter(|| p.request(&cached).unwrap())
+    });
+
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "read_report", "arguments": {"id": "q3"}}}).to_string();
+    let mcp = HttpRequest::post("/mcp")
+        .authority("mcp.internal")
+        .header(
+            "authorization",
+            format!("Bearer {}", es256.token_for(AGENT).unwrap()),
+        )
+        .header("content-type", "application/json")
+        .body(body.into_bytes());
+    assert!(p.request(&mcp).unwrap().is_forwarded());
+    group.bench_function("cached_token_mcp_tools_call", |b| {
+        b.iter(|| p.request(&mcp).unwrap())
+    });
+
+    for alg in [Alg::Es256, Alg::EdDsa, Alg::Rs256] {
+        let issuer = TestIssuer::new("spiffe://demo.bridle.dev", alg).unwrap();
+        let profile_issuer = if alg == Alg::EdDsa {
+            issuer.with_profile("oidc")
+        } else {
+            issuer
+        };
+        let mut p = plugin(&harness, &[&profile_issuer]);
+        let requests: Vec<HttpRequest> = (0..FRESH_TOKENS)
+            .map(|_| {
+                get(&profile_issuer
+                    .mint(&Claims::new(AGENT).unique_jti())
+                    .unwrap())
+            })
+            .collect();
+        let next = Cell::new(0usize);
+        group.bench_function(format!("new_token_{}", alg.name()), |b| {
+            b.iter(|| {
+                let i = next.get();
+                next.set((i + 1) % FRESH_TOKENS);
+                p.request(&requests[i]).unwrap()
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, decisions);
+criterion_main!(benches);

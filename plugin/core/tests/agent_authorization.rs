@@ -7,8 +7,6 @@
     clippy::indexing_slicing
 )]
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
 use bridle_core::{Authorizer, Decision, Outcome, RequestView};
 use jwt_simple::prelude::*;
 use serde_json::{json, Map, Value};
@@ -20,13 +18,7 @@ const AGENT: &str = "spiffe://demo.bridle.dev/agent/ops-bot";
 const OTHER: &str = "spiffe://demo.bridle.dev/agent/research-bot";
 
 mod support;
-use support::{now, TestHost};
-
-fn jwk(key: &ES256KeyPair, kid: &str) -> Value {
-    let point = key.public_key().public_key().to_bytes_uncompressed();
-    json!({"kty": "EC", "crv": "P-256", "kid": kid,
-        "x": URL_SAFE_NO_PAD.encode(&point[1..33]), "y": URL_SAFE_NO_PAD.encode(&point[33..])})
-}
+use support::{es256_jwk, now, TestHost};
 
 const POLICY: &str = r#"package agents
 import rego.v1
@@ -65,11 +57,11 @@ impl Fixture {
         let txn = ES256KeyPair::generate().with_key_id("t1");
         let approver = ES256KeyPair::generate().with_key_id("a1");
         let config = json!({
-            "issuers": [{"issuer": ISS, "profile": "jwt-svid", "audiences": [AUD], "algorithms": ["ES256"], "jwks": {"keys": [jwk(&workload, "w1")]}}],
-            "task": {"issuers": [{"issuer": TXN_ISS, "profile": "txn-token", "audiences": [AUD], "algorithms": ["ES256"], "jwks": {"keys": [jwk(&txn, "t1")]}}],
+            "issuers": [{"issuer": ISS, "profile": "jwt-svid", "audiences": [AUD], "algorithms": ["ES256"], "jwks": {"keys": [es256_jwk(&workload, "w1")]}}],
+            "task": {"issuers": [{"issuer": TXN_ISS, "profile": "txn-token", "audiences": [AUD], "algorithms": ["ES256"], "jwks": {"keys": [es256_jwk(&txn, "t1")]}}],
                      "max_lifetime_seconds": 600},
             "delegation": {"max_depth": 3, "inventory": "agents"},
-            "approval": {"issuers": [{"issuer": "https://approvals.demo.bridle.dev", "profile": "approval", "audiences": [AUD], "algorithms": ["ES256"], "jwks": {"keys": [jwk(&approver, "a1")]}}]},
+            "approval": {"issuers": [{"issuer": "https://approvals.demo.bridle.dev", "profile": "approval", "audiences": [AUD], "algorithms": ["ES256"], "jwks": {"keys": [es256_jwk(&approver, "a1")]}}]},
             "routes": [
                 {"name": "mcp", "path": "/mcp", "protocol": "mcp", "require_task": true},
                 {"name": "reports", "path": "/api/reports/{report}", "methods": ["GET"], "resource": "report"}

@@ -19,18 +19,12 @@ const AUD: &str = "bridle-gateway";
 const AGENT: &str = "spiffe://demo.bridle.dev/agent/research-bot";
 
 mod support;
-use support::{now, TestHost};
+use support::{es256_jwk, now, TestHost};
 
 struct Fixture {
     key: ES256KeyPair,
     authorizer: Authorizer,
     host: TestHost,
-}
-
-fn es256_jwk(key: &ES256KeyPair, kid: &str) -> Value {
-    let point = key.public_key().public_key().to_bytes_uncompressed();
-    json!({"kty": "EC", "crv": "P-256", "kid": kid,
-        "x": URL_SAFE_NO_PAD.encode(&point[1..33]), "y": URL_SAFE_NO_PAD.encode(&point[33..])})
 }
 
 const POLICY: &str = r#"package test

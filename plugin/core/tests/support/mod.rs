@@ -1,6 +1,10 @@
 //! A host for the native tests: a settable clock, recorded audit events, an in-memory once-store.
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 use bridle_core::{AuditEvent, AuditSink, Clock, MemoryOnceStore, Once, OnceStore};
+use jwt_simple::prelude::{ECDSAP256PublicKeyLike, ES256KeyPair};
+use serde_json::{json, Value};
 
 pub struct TestHost {
     pub now: u64,
@@ -38,4 +42,11 @@ impl OnceStore for TestHost {
 
 pub fn now() -> u64 {
     jwt_simple::prelude::Clock::now_since_epoch().as_secs()
+}
+
+/// The public JWK of an ES256 key, as a configuration lists it.
+pub fn es256_jwk(key: &ES256KeyPair, kid: &str) -> Value {
+    let point = key.public_key().public_key().to_bytes_uncompressed();
+    json!({"kty": "EC", "crv": "P-256", "kid": kid,
+        "x": URL_SAFE_NO_PAD.encode(&point[1..33]), "y": URL_SAFE_NO_PAD.encode(&point[33..])})
 }

@@ -93,6 +93,18 @@ fn run_client(
     plan: Value,
     dir: &std::path::Path,
 ) -> Vec<Value> {
+    run_client_in(envoy, "legacy", headers, plan, dir)
+}
+
+/// `mode`: `legacy` (protocol 2025-11-25, initialize handshake) or `modern` (2026-07-28,
+/// `server/discover`, `Mcp-Method`/`Mcp-Name` headers).
+fn run_client_in(
+    envoy: &Envoy,
+    mode: &str,
+    headers: &[(&str, String)],
+    plan: Value,
+    dir: &std::path::Path,
+) -> Vec<Value> {
     let plan_path = dir.join(format!(
         "plan-{}.json",
         PLANS.fetch_add(1, Ordering::Relaxed)
@@ -101,6 +113,7 @@ fn run_client(
     let mut command = Command::new(python());
     command
         .arg(mcp_dir().join("client.py"))
+        .args(["--mode", mode])
         .args(["--url", &format!("http://127.0.0.1:{}/mcp", envoy.port())]);
     for (name, value) in headers {
         command.args(["--header", &format!("{name}: {value}")]);
@@ -173,41 +186,44 @@ fn mcp_sdk_client_and_server_through_envoy_and_bridle() {
         ("txn-token", task(RESEARCH, 300, &[])),
     ];
 
-    // The agent's own tools work; the list it is shown holds only those; forbidden tools and
-    // a header that disagrees with the body are refused.
-    let steps = run_client(
-        &envoy,
-        &research,
-        json!([
-            {"op": "initialize"},
-            {"op": "list_tools"},
-            call("read_report", json!({"id": "q3"})),
-            call("deploy_service", json!({"service": "web", "env": "prod"})),
-            {"op": "call", "tool": "read_report", "arguments": {"id": "q3"}, "headers": {"Mcp-Name": "deploy_service"}},
-        ]),
-        &dir,
-    );
-    assert_eq!(steps[0]["ok"], true, "{steps:?}");
-    assert_eq!(
-        steps[1]["result"],
-        json!(["list_reports", "read_report"]),
-        "{:?}",
-        steps[1]
-    );
-    assert_eq!(steps[2]["ok"], true, "{:?}", steps[2]);
-    assert_eq!(steps[3]["status"], 403, "{:?}", steps[3]);
-    assert!(
-        reasons(&steps[3]).contains(&format!(
-            "agent {RESEARCH} may not call tool deploy_service"
-        )),
-        "{:?}",
-        steps[3]
-    );
-    assert_eq!(steps[4]["status"], 400, "{:?}", steps[4]);
-    assert_eq!(
-        reasons(&steps[4]),
-        ["header `mcp-name` says `deploy_service` but the body says `read_report`"]
-    );
+    // In both protocol generations: the agent's own tools work; the list it is shown holds
+    // only those; forbidden tools and a header that disagrees with the body are refused.
+    for mode in ["legacy", "modern"] {
+        let steps = run_client_in(
+            &envoy,
+            mode,
+            &research,
+            json!([
+                {"op": "initialize"},
+                {"op": "list_tools"},
+                call("read_report", json!({"id": "q3"})),
+                call("deploy_service", json!({"service": "web", "env": "prod"})),
+                {"op": "call", "tool": "read_report", "arguments": {"id": "q3"}, "headers": {"Mcp-Name": "deploy_service"}},
+            ]),
+            &dir,
+        );
+        assert_eq!(steps[0]["ok"], true, "{steps:?}");
+        assert_eq!(
+            steps[1]["result"],
+            json!(["list_reports", "read_report"]),
+            "{:?}",
+            steps[1]
+        );
+        assert_eq!(steps[2]["ok"], true, "{:?}", steps[2]);
+        assert_eq!(steps[3]["status"], 403, "{:?}", steps[3]);
+        assert!(
+            reasons(&steps[3]).contains(&format!(
+                "agent {RESEARCH} may not call tool deploy_service"
+            )),
+            "{:?}",
+            steps[3]
+        );
+        assert_eq!(steps[4]["status"], 400, "{:?}", steps[4]);
+        assert_eq!(
+            reasons(&steps[4]),
+            ["header `mcp-name` says `deploy_service` but the body says `read_report`"]
+        );
+    }
 
     // Credentials of the wrong shape are refused before anything reaches the server.
     let theirs = [research[0].clone(), ("txn-token", task(DEPLOY, 300, &[]))];
@@ -268,8 +284,8 @@ fn mcp_sdk_client_and_server_through_envoy_and_bridle() {
         .filter(|r| r["body"]["method"] == "tools/call")
         .count();
     assert_eq!(
-        calls, 1,
-        "exactly the one allowed tool call reached the server"
+        calls, 2,
+        "exactly the allowed tool call of each run reached the server"
     );
 }
 

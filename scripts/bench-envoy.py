@@ -8,7 +8,7 @@ requests/s and latency per round, Envoy CPU per request (utime+stime over the ru
 ratios. Usage: .venv/bin/python scripts/bench-envoy.py [--rounds N] [--seconds S] [--connections C]
 Needs wrk (scripts/setup.sh --bench).
 """
-import argparse, json, os, re, socket, statistics, subprocess, sys, tempfile, time
+import argparse, json, os, re, socket, statistics, subprocess, sys, tempfile, time, urllib.request
 from pathlib import Path
 
 import jwt  # PyJWT, installed with the MCP SDK
@@ -45,7 +45,7 @@ def render(listen, admin, upstream, config, with_bridle):
         text = re.sub(r"\n {10}- name: envoy\.filters\.http\.wasm\n.*?(?=\n {10}- name: envoy\.filters\.http\.router)", "", text, flags=re.S)
     values = {"LISTEN_PORT": str(listen), "ADMIN_PORT": str(admin), "UPSTREAM_PORT": str(upstream),
               "WASM_PATH": json.dumps(str(WASM)), "PLUGIN_CONFIG": json.dumps(json.dumps(config))}
-    return re.sub(r"\$\{(\w+)\}", lambda m: values[m.group(1)], text)
+    return re.sub(r"\$\{(\w+)\}", lambda m: values.get(m.group(1), m.group(0)), text)
 
 
 UPSTREAM = """admin: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {admin}}}}}}}
@@ -78,9 +78,8 @@ def wait_ready(admin, proc, name):
         if proc.poll() is not None:
             sys.exit(f"{name}: envoy exited")
         try:
-            with socket.create_connection(("127.0.0.1", admin), timeout=1) as s:
-                s.sendall(b"GET /ready HTTP/1.0\r\n\r\n")
-                if b"LIVE" in s.recv(1024):
+            with urllib.request.urlopen(f"http://127.0.0.1:{admin}/ready", timeout=1) as reply:
+                if b"LIVE" in reply.read():
                     return
         except OSError:
             pass

@@ -112,6 +112,9 @@ impl From<&crate::intent::Intent> for IntentRef {
 #[derive(Debug, Clone, Serialize)]
 pub struct PolicyRef {
     pub entrypoint: String,
+    /// `bundle` or `config`.
+    pub source: &'static str,
+    pub revision: String,
 }
 
 impl AuditEvent {

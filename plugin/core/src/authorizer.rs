@@ -7,6 +7,7 @@ use regorus::Value;
 
 use crate::approval::{Action, ApprovalError, ApprovalRequest, ApprovalSettings};
 use crate::audit::{self, AgentRef, AuditEvent, PolicyRef, RequestRef};
+use crate::bundle::{BundleError, BundleSettings};
 use crate::compile::{self, Mcp, Route};
 use crate::config::{self, RawConfig};
 use crate::decision::{Decision, Outcome};
@@ -78,7 +79,10 @@ pub struct Authorizer {
     mcp: Mcp,
     max_delegation_depth: usize,
     inventory_scopes: BTreeMap<String, BTreeSet<String>>,
-    policy: Policy,
+    /// `None` only while a bundle-only configuration waits for its first bundle.
+    policy: Option<Policy>,
+    policy_source: PolicySource,
+    bundle: Option<BundleSettings>,
     environment: Value,
     revocations: RevocationState,
     audit: crate::config::RawAudit,
@@ -89,6 +93,40 @@ pub struct Authorizer {
     first_decision_at: Option<u64>,
     id_prefix: String,
     next_id: u64,
+}
+
+/// What recompiling a policy from a bundle needs, and which policy decides now.
+struct PolicySource {
+    entrypoint: String,
+    max_instructions: usize,
+    inventory: Option<String>,
+    /// `bundle` or `config`.
+    kind: &'static str,
+    revision: String,
+    activated_at: Option<u64>,
+}
+
+/// A short digest naming an inline policy, so audit events of different configurations differ.
+fn config_revision(policy: &crate::config::RawPolicy) -> String {
+    let mut hasher = hmac_sha256::Hash::new();
+    for module in &policy.modules {
+        hasher.update(module.name.as_bytes());
+        hasher.update([0]);
+        hasher.update(module.source.as_bytes());
+        hasher.update([0]);
+    }
+    hasher.update(
+        serde_json::Value::Object(policy.data.clone())
+            .to_string()
+            .as_bytes(),
+    );
+    let hex: String = hasher
+        .finalize()
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256:{hex}")
 }
 
 fn header_name(value: &str, field: &str) -> Result<String, ConfigError> {
@@ -216,9 +254,33 @@ impl Authorizer {
                 format!("must be between 1 and {MAX_DELEGATION_DEPTH}"),
             ));
         }
-        let inventory_scopes =
-            compile::inventory_scopes(&raw.policy.data, raw.delegation.inventory.as_deref())?;
-        let policy = Policy::compile(&raw.policy)?;
+        let bundle = raw
+            .bundle
+            .as_ref()
+            .map(BundleSettings::compile)
+            .transpose()?;
+        // With a bundle, an empty `policy.modules` means: refuse until the first bundle.
+        let (policy, inventory_scopes) = if bundle.is_some() && raw.policy.modules.is_empty() {
+            if raw.policy.max_instructions == 0 {
+                return Err(ConfigError::invalid(
+                    "policy.max_instructions",
+                    "must be greater than 0",
+                ));
+            }
+            (None, BTreeMap::new())
+        } else {
+            let scopes =
+                compile::inventory_scopes(&raw.policy.data, raw.delegation.inventory.as_deref())?;
+            (Some(Policy::compile(&raw.policy)?), scopes)
+        };
+        let policy_source = PolicySource {
+            entrypoint: raw.policy.entrypoint.clone(),
+            max_instructions: raw.policy.max_instructions,
+            inventory: raw.delegation.inventory.clone(),
+            kind: "config",
+            revision: config_revision(&raw.policy),
+            activated_at: None,
+        };
         let feed = raw.revocation.feed.clone();
         if let Some(feed) = &feed {
             if feed.cluster.is_empty() {
@@ -275,6 +337,8 @@ impl Authorizer {
             max_delegation_depth: raw.delegation.max_depth,
             inventory_scopes,
             policy,
+            policy_source,
+            bundle,
             environment: Value::from(serde_json::Value::Object(raw.environment)),
             revocations,
             audit: raw.audit.clone(),
@@ -299,6 +363,48 @@ impl Authorizer {
     /// Applies a revocation feed document fetched by the host at `now` (unix seconds).
     pub fn apply_revocation_feed(&mut self, body: &[u8], now: u64) -> Result<u64, FeedError> {
         self.revocations.apply(body, now)
+    }
+
+    /// The bundle the host must fetch, if any.
+    pub fn bundle_source(&self) -> Option<&crate::config::RawBundle> {
+        self.bundle.as_ref().map(|b| &b.source)
+    }
+
+    /// Verifies, compiles and activates a fetched bundle at `now` (unix seconds). Either the
+    /// whole bundle becomes active (policy, data, agent inventory, revision) or nothing
+    /// changes and the last good policy stays.
+    pub fn activate_bundle(&mut self, bytes: &[u8], now: u64) -> Result<String, BundleError> {
+        let settings = self
+            .bundle
+            .as_ref()
+            .ok_or_else(|| BundleError::Fetch("no bundle is configured".to_owned()))?;
+        let opened = settings.open(bytes, now)?;
+        let source = &self.policy_source;
+        let raw = crate::config::RawPolicy {
+            entrypoint: source.entrypoint.clone(),
+            modules: opened.modules,
+            data: opened.data,
+            max_instructions: source.max_instructions,
+        };
+        let scopes = compile::inventory_scopes(&raw.data, source.inventory.as_deref())
+            .map_err(|err| BundleError::Policy(err.to_string()))?;
+        let policy = Policy::compile(&raw).map_err(|err| BundleError::Policy(err.to_string()))?;
+        self.policy = Some(policy);
+        self.inventory_scopes = scopes;
+        self.policy_source.kind = "bundle";
+        self.policy_source.revision = opened.revision.clone();
+        self.policy_source.activated_at = Some(now);
+        Ok(opened.revision)
+    }
+
+    /// The revision of the policy deciding now: the bundle's, or a digest of the inline policy.
+    pub fn policy_revision(&self) -> &str {
+        &self.policy_source.revision
+    }
+
+    /// Unix seconds when the active bundle was activated; `None` before the first.
+    pub fn bundle_activated_at(&self) -> Option<u64> {
+        self.policy_source.activated_at
     }
 
     /// Where audit events go; the host implements the outputs.
@@ -423,6 +529,7 @@ impl Authorizer {
             approval: None,
             dry_run: false,
             audit_json: String::new(),
+            policy_revision: self.policy_source.revision.clone(),
         };
         let dry_run = self.dry_run || trace.dry_run;
         let id_header = (
@@ -498,7 +605,9 @@ impl Authorizer {
                     .to_owned(),
             },
             policy: PolicyRef {
-                entrypoint: self.policy.entrypoint().to_owned(),
+                entrypoint: self.policy_source.entrypoint.clone(),
+                source: self.policy_source.kind,
+                revision: self.policy_source.revision.clone(),
             },
             latency_us: finished.saturating_sub(started) / 1_000,
             dry_run: decision.dry_run,
@@ -662,8 +771,13 @@ impl Authorizer {
                 route: intent.route.clone(),
             });
         }
-        let decision = self
-            .policy
+        let policy = self.policy.as_mut().ok_or_else(|| {
+            Refusal(
+                Outcome::Unavailable,
+                "no policy is active yet: waiting for the first verified bundle".to_owned(),
+            )
+        })?;
+        let decision = policy
             .evaluate(document)
             .map_err(|err| Refusal(Outcome::Error, err.to_string()));
         let decision = match decision {
@@ -794,7 +908,7 @@ impl Authorizer {
         body: &[u8],
         content_type: &str,
     ) -> Vec<u8> {
-        let policy = &mut self.policy;
+        let mut policy = self.policy.as_mut();
         let mcp = &self.mcp;
         let mut keep = |tool: &str| {
             let annotation = mcp.tools.get(tool).unwrap_or(&mcp.unknown_tool);
@@ -816,9 +930,10 @@ impl Authorizer {
                 }
                 Err(_) => return false,
             }
-            policy
-                .evaluate(document)
-                .is_ok_and(|d| d.allow || d.approval_required)
+            policy.as_mut().is_some_and(|p| {
+                p.evaluate(document)
+                    .is_ok_and(|d| d.allow || d.approval_required)
+            })
         };
         crate::tools_list::filter_body(body, content_type, &mut keep).unwrap_or_else(|err| {
             serde_json::json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32603, "message": format!("bridle: {err}")}})

@@ -33,6 +33,10 @@ pub struct RawConfig {
     pub revocation: RawRevocation,
     #[serde(default)]
     pub audit: RawAudit,
+    /// A signed policy bundle the host fetches and refreshes; it replaces `policy.modules`
+    /// and `policy.data` once verified.
+    #[serde(default)]
+    pub bundle: Option<RawBundle>,
     /// Evaluate and audit every request, but never refuse one (rolling out a policy).
     #[serde(default)]
     pub dry_run: bool,
@@ -100,6 +104,37 @@ fn default_flush_ms() -> u64 {
 
 fn default_max_buffered() -> usize {
     10_000
+}
+
+/// A signed OPA-layout bundle (`.rego` files, `data.json` files, `.manifest`,
+/// `.signatures.json`) fetched with `GET path` on `cluster` every `poll_seconds`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBundle {
+    pub cluster: String,
+    pub path: String,
+    #[serde(default = "default_feed_authority")]
+    pub authority: String,
+    #[serde(default = "default_bundle_poll_seconds")]
+    pub poll_seconds: u64,
+    #[serde(default = "default_feed_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Limit on the archive and on its unpacked size, in bytes.
+    #[serde(default = "default_bundle_max_bytes")]
+    pub max_bytes: usize,
+    /// Keys that may sign bundles (`.signatures.json`).
+    pub keys: RawJwks,
+    /// When set, the signature's `scope` claim must equal it.
+    #[serde(default)]
+    pub scope: Option<String>,
+}
+
+fn default_bundle_poll_seconds() -> u64 {
+    30
+}
+
+fn default_bundle_max_bytes() -> usize {
+    8 * 1024 * 1024
 }
 
 /// Revoked tasks, tokens and agents: inline, and from a feed the host polls.
@@ -387,7 +422,7 @@ impl TokenProfile {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawJwks {
     pub keys: Vec<RawJwk>,
@@ -395,7 +430,7 @@ pub struct RawJwks {
 
 /// One JSON Web Key. Fields other than the ones Bridle reads are refused rather than ignored,
 /// except the informational ones listed here.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawJwk {
     pub kty: String,
@@ -420,6 +455,9 @@ pub struct RawJwk {
 #[serde(deny_unknown_fields)]
 pub struct RawPolicy {
     pub entrypoint: String,
+    /// May be empty when a `bundle` is configured: requests are then refused (503) until the
+    /// first bundle is verified and active.
+    #[serde(default)]
     pub modules: Vec<RawModule>,
     #[serde(default)]
     pub data: Map<String, Value>,
@@ -431,7 +469,7 @@ fn default_max_instructions() -> usize {
     50_000
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawModule {
     pub name: String,

@@ -86,6 +86,8 @@ pub struct Decision {
     pub dry_run: bool,
     /// The audit event of this decision, as JSON, for hosts that attach it to the stream.
     pub audit_json: String,
+    /// The revision of the policy that decided (bundle revision, or a digest of the inline policy).
+    pub policy_revision: String,
 }
 
 #[derive(Serialize)]
@@ -93,6 +95,7 @@ struct RefusalBody<'a> {
     error: &'a str,
     reasons: &'a [String],
     decision_id: &'a str,
+    policy_revision: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     action_digest: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -119,6 +122,7 @@ impl Decision {
             error: self.outcome.error_code(),
             reasons: &self.reasons,
             decision_id: &self.decision_id,
+            policy_revision: &self.policy_revision,
             action_digest: self.approval.as_ref().map(|a| a.digest.as_str()),
             action: self.approval.as_ref().map(|a| &a.action),
         })

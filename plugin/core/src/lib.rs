@@ -7,6 +7,7 @@
 pub mod approval;
 pub mod audit;
 pub mod authorizer;
+pub mod bundle;
 pub mod compile;
 pub mod config;
 pub mod decision;

@@ -1,0 +1,177 @@
+//! `.signatures.json`: one JWS over the list of the bundle's files and their SHA-256 hashes,
+//! verified against the configured keys before anything in the bundle is read as policy.
+
+use std::collections::BTreeMap;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use jwt_simple::prelude::{Duration, UnixTimeStamp, VerificationOptions};
+use serde::Deserialize;
+
+use super::canonical::canonicalize;
+use super::BundleError;
+use crate::identity::keys::{Algorithm, KeyEntry};
+
+const MAX_SIGNATURE_BYTES: usize = 256 * 1024;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignaturesFile {
+    signatures: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct Header {
+    alg: String,
+    #[serde(default)]
+    kid: Option<String>,
+    #[serde(default)]
+    jku: Option<serde_json::Value>,
+    #[serde(default)]
+    x5u: Option<serde_json::Value>,
+    #[serde(default)]
+    jwk: Option<serde_json::Value>,
+    #[serde(default)]
+    x5c: Option<serde_json::Value>,
+    #[serde(default)]
+    crit: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct Payload {
+    files: Vec<SignedFile>,
+    #[serde(default)]
+    keyid: Option<String>,
+    #[serde(default)]
+    scope: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct SignedFile {
+    name: String,
+    hash: String,
+    algorithm: String,
+}
+
+fn signature(message: impl Into<String>) -> BundleError {
+    BundleError::Signature(message.into())
+}
+
+/// Verifies the signatures document and returns the signed files: normalized name → hash.
+pub fn verify(
+    document: &[u8],
+    keys: &[KeyEntry],
+    scope: Option<&str>,
+    now: u64,
+) -> Result<BTreeMap<String, String>, BundleError> {
+    crate::json_strict::parse(document)
+        .map_err(|err| signature(format!("`.signatures.json` is not JSON: {err}")))?;
+    let file: SignaturesFile = serde_json::from_slice(document)
+        .map_err(|err| signature(format!("`.signatures.json`: {err}")))?;
+    let [token] = file.signatures.as_slice() else {
+        return Err(signature(
+            "`.signatures.json` must hold exactly one signature",
+        ));
+    };
+    if token.len() > MAX_SIGNATURE_BYTES {
+        return Err(signature("the signature is too large"));
+    }
+    let mut parts = token.split('.');
+    let (Some(header), Some(payload), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(signature("the signature is not a compact JWS"));
+    };
+    let decode = |segment: &str| {
+        URL_SAFE_NO_PAD
+            .decode(segment)
+            .map_err(|_| signature("the signature is not base64url"))
+    };
+    let header: Header = serde_json::from_slice(&decode(header)?)
+        .map_err(|_| signature("the signature header is not a JSON object with `alg`"))?;
+    let payload_bytes = decode(payload)?;
+    crate::json_strict::parse(&payload_bytes)
+        .map_err(|_| signature("the signature payload is not JSON without duplicate keys"))?;
+    let payload: Payload = serde_json::from_slice(&payload_bytes)
+        .map_err(|err| signature(format!("the signature payload: {err}")))?;
+    for (name, present) in [
+        ("jku", header.jku.is_some()),
+        ("x5u", header.x5u.is_some()),
+        ("jwk", header.jwk.is_some()),
+        ("x5c", header.x5c.is_some()),
+        ("crit", header.crit.is_some()),
+    ] {
+        if present {
+            return Err(signature(format!(
+                "the signature header carries `{name}`, which is never trusted"
+            )));
+        }
+    }
+    let alg = Algorithm::from_name(&header.alg)
+        .ok_or_else(|| signature(format!("algorithm `{}` is not accepted", header.alg)))?;
+    let kid = header.kid.as_ref().or(payload.keyid.as_ref());
+    let key = match kid {
+        Some(kid) => keys
+            .iter()
+            .find(|k| &k.kid == kid)
+            .ok_or_else(|| signature(format!("key `{kid}` is not a configured bundle key")))?,
+        None => match keys {
+            [only] => only,
+            _ => {
+                return Err(signature(
+                    "the signature names no key and several are configured",
+                ))
+            }
+        },
+    };
+    let verifier = key
+        .for_algorithm(alg)
+        .ok_or_else(|| signature(format!("key `{}` does not verify {}", key.kid, alg.name())))?;
+    let options = VerificationOptions {
+        // `iat` is informational for bundle signatures; nothing here expires.
+        accept_future: true,
+        time_tolerance: Some(Duration::from_secs(0)),
+        max_token_length: Some(MAX_SIGNATURE_BYTES),
+        artificial_time: Some(UnixTimeStamp::from_secs(now)),
+        ..VerificationOptions::default()
+    };
+    verifier
+        .verify(token, options)
+        .map_err(|_| signature("the signature does not verify with the configured key"))?;
+    if payload.scope.as_deref() != scope {
+        return Err(signature(format!(
+            "signature scope {:?} does not match the configured scope {:?}",
+            payload.scope, scope
+        )));
+    }
+    let mut files = BTreeMap::new();
+    for file in payload.files {
+        if file.algorithm != "SHA-256" {
+            return Err(signature(format!(
+                "file `{}` is hashed with `{}`; only SHA-256 is accepted",
+                file.name, file.algorithm
+            )));
+        }
+        let name = super::archive::normalize(&file.name)?;
+        if files.insert(name, file.hash.to_ascii_lowercase()).is_some() {
+            return Err(signature(format!("file `{}` is listed twice", file.name)));
+        }
+    }
+    Ok(files)
+}
+
+/// The SHA-256 OPA records for a file: over the canonical form for JSON, over the bytes
+/// otherwise.
+pub fn file_hash(name: &str, bytes: &[u8]) -> Result<String, BundleError> {
+    let base = name.rsplit('/').next().unwrap_or(name);
+    let digest = if base.ends_with(".json") || base == ".manifest" {
+        let canonical = canonicalize(bytes).map_err(|err| BundleError::Data {
+            file: name.to_owned(),
+            message: err.to_string(),
+        })?;
+        hmac_sha256::Hash::hash(&canonical)
+    } else {
+        hmac_sha256::Hash::hash(bytes)
+    };
+    Ok(digest.iter().map(|b| format!("{b:02x}")).collect())
+}

@@ -313,7 +313,13 @@ fn policy_outcomes_map_to_statuses() {
     let body: Value = serde_json::from_str(&denied.refusal_body()).unwrap();
     assert_eq!(
         body,
-        json!({"error": "forbidden", "reasons": ["path not allowed"], "decision_id": denied.decision_id})
+        json!({"error": "forbidden", "reasons": ["path not allowed"], "decision_id": denied.decision_id,
+            "policy_revision": denied.policy_revision})
+    );
+    assert!(
+        denied.policy_revision.starts_with("sha256:")
+            && denied.audit_json.contains(&denied.policy_revision),
+        "an inline policy is named by its digest in the decision and the audit event"
     );
 }
 

@@ -32,6 +32,11 @@ pub struct EnvoyOptions {
     /// Bridle's configuration document.
     pub plugin_config: Value,
     pub upstream_port: u16,
+    /// The `bridle-control` cluster's port; default: the upstream's.
+    pub control_port: Option<u16>,
+    /// The access log; default: `access.log` in the fixture's directory (`/dev/null` when
+    /// only rendering).
+    pub access_log: Option<PathBuf>,
     /// The filter module; default [`paths::wasm`].
     pub wasm: Option<PathBuf>,
     /// 0: any free port (read back once Envoy is ready).
@@ -54,6 +59,8 @@ impl EnvoyOptions {
         Self {
             plugin_config,
             upstream_port,
+            control_port: None,
+            access_log: None,
             wasm: None,
             listen_port: 0,
             admin_port: 0,
@@ -77,6 +84,20 @@ impl EnvoyOptions {
                 ("LISTEN_PORT", self.listen_port.to_string()),
                 ("ADMIN_PORT", self.admin_port.to_string()),
                 ("UPSTREAM_PORT", self.upstream_port.to_string()),
+                (
+                    "CONTROL_PORT",
+                    self.control_port.unwrap_or(self.upstream_port).to_string(),
+                ),
+                (
+                    "ACCESS_LOG",
+                    serde_json::to_string(
+                        &self
+                            .access_log
+                            .as_deref()
+                            .unwrap_or(Path::new("/dev/null"))
+                            .to_string_lossy(),
+                    )?,
+                ),
                 // A JSON string literal is a valid YAML double-quoted scalar: whatever the
                 // path or the configuration holds, it cannot escape its field.
                 (
@@ -199,6 +220,7 @@ pub struct Envoy {
     child: Child,
     dir: PathBuf,
     log_path: PathBuf,
+    access_log: PathBuf,
     admin_port: u16,
     port: u16,
 }
@@ -213,8 +235,13 @@ impl Envoy {
     /// the plugin refused its configuration), the error carries the end of its log.
     pub fn start_with(options: &EnvoyOptions) -> Result<Self, Error> {
         let envoy = paths::envoy()?;
-        let text = options.render()?;
         let dir = fresh_dir()?;
+        let mut options = options.clone();
+        let access_log = options
+            .access_log
+            .get_or_insert_with(|| dir.join("access.log"))
+            .clone();
+        let text = options.render()?;
         let config_path = dir.join("envoy.yaml");
         std::fs::write(&config_path, text)
             .context(|| format!("writing {}", config_path.display()))?;
@@ -241,6 +268,7 @@ impl Envoy {
             child,
             dir,
             log_path,
+            access_log,
             admin_port: 0,
             port: 0,
         };
@@ -329,6 +357,16 @@ impl Envoy {
             .lines()
             .filter_map(|line| line.split_once("bridle.audit ").map(|(_, json)| json))
             .filter_map(|json| serde_json::from_str(json).ok())
+            .collect()
+    }
+
+    /// The access log's JSON lines so far (Envoy flushes it on a timer: poll for what you
+    /// expect).
+    pub fn access_log_entries(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.access_log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
             .collect()
     }
 

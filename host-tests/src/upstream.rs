@@ -57,6 +57,8 @@ pub struct Reply {
 struct Shared {
     received: Mutex<Vec<ReceivedRequest>>,
     reply: Mutex<Option<Reply>>,
+    /// Replies by exact path (without the query), before `reply` and the echo.
+    paths: Mutex<BTreeMap<String, Reply>>,
     stop: AtomicBool,
 }
 
@@ -123,6 +125,26 @@ impl Upstream {
             .any(|r| r.contains(needle))
     }
 
+    /// Answers later requests for exactly `path` with `reply` (a control document, say);
+    /// `None` removes it. A reply with an `etag` header answers a matching `if-none-match`
+    /// with 304, like a bundle server.
+    pub fn set_path_reply(&self, path: &str, reply: Option<Reply>) {
+        let mut paths = lock(&self.shared.paths);
+        match reply {
+            Some(reply) => paths.insert(path.to_owned(), reply),
+            None => paths.remove(path),
+        };
+    }
+
+    /// Requests received for exactly `path`, in order.
+    pub fn requests_for(&self, path: &str) -> Vec<ReceivedRequest> {
+        lock(&self.shared.received)
+            .iter()
+            .filter(|r| r.path.split('?').next() == Some(path))
+            .cloned()
+            .collect()
+    }
+
     /// Answers every later request with `reply`; `None` restores the echo.
     pub fn set_reply(&self, reply: Option<Reply>) {
         *lock(&self.shared.reply) = reply;
@@ -178,14 +200,36 @@ fn serve(stream: TcpStream, shared: &Shared) -> Result<(), Error> {
             headers: head.headers,
             body,
         };
-        let reply = lock(&shared.reply)
-            .clone()
-            .unwrap_or_else(|| echo(&request));
+        let by_path = lock(&shared.paths)
+            .get(request.path.split('?').next().unwrap_or_default())
+            .cloned();
+        let reply = match by_path {
+            Some(reply) => not_modified(&request, reply),
+            None => lock(&shared.reply)
+                .clone()
+                .unwrap_or_else(|| echo(&request)),
+        };
         lock(&shared.received).push(request);
         write_reply(&mut writer, &reply)?;
     }
     let _ = writer.shutdown(Shutdown::Both);
     Ok(())
+}
+
+fn not_modified(request: &ReceivedRequest, reply: Reply) -> Reply {
+    let etag = reply
+        .headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("etag"))
+        .map(|(_, v)| v.as_str());
+    if etag.is_some() && etag == request.header("if-none-match") {
+        return Reply {
+            status: 304,
+            headers: Vec::new(),
+            body: Vec::new(),
+        };
+    }
+    reply
 }
 
 fn echo(request: &ReceivedRequest) -> Reply {

@@ -201,9 +201,10 @@ fn a_revoked_task_is_refused_within_one_poll_interval() {
                 .known_clusters(["bridle-control"]),
         )
         .unwrap();
+    // Ticks every second; the feed keeps its own 5 s schedule.
     assert_eq!(
         plugin.tick_period(),
-        Some(std::time::Duration::from_secs(5))
+        Some(std::time::Duration::from_secs(1))
     );
     assert!(plugin
         .request(&deploy_request(&issuers, "t-4", "staging"))
@@ -239,9 +240,26 @@ fn a_revoked_task_is_refused_within_one_poll_interval() {
         plugin.shared_data("bridle.revocations").is_some(),
         "published for the other workers"
     );
+    plugin.tick().unwrap();
+    assert!(
+        plugin.pending_http_calls().is_empty(),
+        "no new poll before 5 s have passed"
+    );
+
+    // A reset connection is a failed poll, not a trap; the version stays.
+    plugin.advance_time(std::time::Duration::from_secs(5));
+    plugin.tick().unwrap();
+    let call = plugin.pending_http_calls().first().cloned().unwrap();
+    plugin.fail_http_call(call.token).unwrap();
+    assert!(plugin.log_contains("no response (reset or timed out); keeping version Some(7)"));
+    assert_eq!(
+        plugin.metric("bridle.revocation_feed.age_seconds"),
+        Some(5),
+        "the feed's age is exported"
+    );
 
     // The feed goes silent: past the staleness bound Bridle fails closed, and says why.
-    plugin.advance_time(std::time::Duration::from_secs(31));
+    plugin.advance_time(std::time::Duration::from_secs(26));
     let stale = plugin
         .request(&deploy_request(&issuers, "t-5", "staging"))
         .unwrap();

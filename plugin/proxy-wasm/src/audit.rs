@@ -85,7 +85,7 @@ impl AuditBuffer {
     }
 
     /// Handles the collector's answer; returns false when `token` is not this buffer's call.
-    pub fn on_response(&mut self, token: u32) -> bool {
+    pub fn on_response(&mut self, token: u32, num_headers: usize) -> bool {
         let Some((in_flight, count)) = self.in_flight else {
             return false;
         };
@@ -93,13 +93,18 @@ impl AuditBuffer {
             return false;
         }
         self.in_flight = None;
-        let status = hostcalls::get_map_value(
-            proxy_wasm::types::MapType::HttpCallResponseHeaders,
-            ":status",
-        )
-        .ok()
-        .flatten()
-        .unwrap_or_default();
+        // A failed call (collector down, reset, timeout) has no header map to read.
+        let status = if num_headers == 0 {
+            "no response".to_owned()
+        } else {
+            hostcalls::get_map_value(
+                proxy_wasm::types::MapType::HttpCallResponseHeaders,
+                ":status",
+            )
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+        };
         if status.starts_with('2') {
             self.exported += count as u64;
         } else {

@@ -16,6 +16,11 @@ pub struct Metrics {
     dry_run: Option<u32>,
     audit_exported: Option<u32>,
     audit_dropped: Option<u32>,
+    unavailable: Option<u32>,
+    bundle_activated: Option<u32>,
+    bundle_failed: Option<u32>,
+    bundle_age: Option<u32>,
+    feed_age: Option<u32>,
 }
 
 fn counter(name: &str) -> Option<u32> {
@@ -53,6 +58,11 @@ impl Metrics {
             dry_run: counter("bridle.decisions.dry_run_forwarded"),
             audit_exported: gauge("bridle.audit.exported"),
             audit_dropped: gauge("bridle.audit.dropped"),
+            unavailable: counter("bridle.decisions.unavailable"),
+            bundle_activated: counter("bridle.bundle.activations"),
+            bundle_failed: counter("bridle.bundle.failures"),
+            bundle_age: gauge("bridle.bundle.age_seconds"),
+            feed_age: gauge("bridle.revocation_feed.age_seconds"),
         }
     }
 
@@ -68,6 +78,23 @@ impl Metrics {
         }
     }
 
+    pub fn count_bundle(&self, activated: bool) {
+        increment(if activated {
+            self.bundle_activated
+        } else {
+            self.bundle_failed
+        });
+    }
+
+    /// Seconds since the bundle was last confirmed and the feed last updated, when known.
+    pub fn ages(&self, bundle: Option<u64>, feed: Option<u64>) {
+        for (id, age) in [(self.bundle_age, bundle), (self.feed_age, feed)] {
+            if let (Some(id), Some(age)) = (id, age) {
+                let _ = hostcalls::record_metric(id, age);
+            }
+        }
+    }
+
     pub fn count_dry_run(&self) {
         increment(self.dry_run);
     }
@@ -78,7 +105,8 @@ impl Metrics {
             Outcome::Deny | Outcome::ApprovalRequired => self.deny,
             Outcome::Unauthenticated => self.unauthenticated,
             Outcome::BadRequest | Outcome::PayloadTooLarge => self.bad_request,
-            Outcome::Error | Outcome::Unavailable => self.error,
+            Outcome::Error => self.error,
+            Outcome::Unavailable => self.unavailable,
         };
         increment(id);
         match cache_hit {

@@ -1,5 +1,5 @@
 //! The root context: loads and validates the configuration, creates one filter per request,
-//! and runs the periodic work (revocation feed, audit export) on its tick.
+//! and runs the periodic work (policy bundle, revocation feed, audit export) on its tick.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -11,6 +11,7 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{ContextType, LogLevel};
 
 use crate::audit::{AuditBuffer, AuditOutputs};
+use crate::bundle::BundlePoller;
 use crate::feed;
 use crate::filter::BridleFilter;
 use crate::host::{log, now_unix_nanos};
@@ -24,6 +25,7 @@ pub struct BridleRoot {
     /// The revocation-feed call in flight, if any.
     feed_call: Option<u32>,
     next_feed_poll: u64,
+    bundle: BundlePoller,
 }
 
 impl Default for BridleRoot {
@@ -37,6 +39,7 @@ impl Default for BridleRoot {
             }),
             feed_call: None,
             next_feed_poll: 0,
+            bundle: BundlePoller::default(),
         }
     }
 }
@@ -54,28 +57,32 @@ impl Context for BridleRoot {
     fn on_http_call_response(
         &mut self,
         token_id: u32,
-        _num_headers: usize,
+        num_headers: usize,
         body_size: usize,
         _num_trailers: usize,
     ) {
         if let Some(buffer) = &self.audit.collector {
             if let Ok(mut buffer) = buffer.try_borrow_mut() {
-                if buffer.on_response(token_id) {
+                if buffer.on_response(token_id, num_headers) {
                     self.metrics.audit(buffer.exported, buffer.dropped);
                     return;
                 }
             }
         }
-        if self.feed_call != Some(token_id) {
-            return;
-        }
-        self.feed_call = None;
-        if let Some(mut authorizer) = self
+        let Some(mut authorizer) = self
             .authorizer
             .as_ref()
             .and_then(|a| a.try_borrow_mut().ok())
-        {
-            feed::on_response(&mut authorizer, body_size, now_unix_nanos() / 1_000_000_000);
+        else {
+            return;
+        };
+        let now = now_unix_nanos() / 1_000_000_000;
+        if self.bundle.is_call(token_id) {
+            self.bundle
+                .on_response(&mut authorizer, &self.metrics, num_headers, body_size, now);
+        } else if self.feed_call == Some(token_id) {
+            self.feed_call = None;
+            feed::on_response(&mut authorizer, num_headers, body_size, now);
         }
     }
 }
@@ -101,17 +108,19 @@ impl RootContext for BridleRoot {
         };
         let audit = authorizer.audit_settings();
         let collector = audit.collector.clone().map(AuditBuffer::new);
-        // One tick drives both periodic jobs: the shorter of their periods.
+        // One tick drives every periodic job. Polls keep their own schedules in seconds, so
+        // with a bundle or a feed the tick is at most a second: the first fetch happens at
+        // once instead of a whole poll period after start.
+        let control =
+            authorizer.revocation_feed().is_some() || authorizer.bundle_source().is_some();
         let periods = [
-            authorizer
-                .revocation_feed()
-                .map(|f| Duration::from_secs(f.poll_seconds)),
+            control.then_some(Duration::from_secs(1)),
             collector.as_ref().map(AuditBuffer::flush_period),
         ];
         if let Some(period) = periods.into_iter().flatten().min() {
             if let Err(status) = hostcalls::set_tick_period(period) {
                 // Without ticks the feed is never polled and events never leave: refuse.
-                log(LogLevel::Error, &format!("bridle: configuration refused: the revocation feed and audit export need timers: {status:?}"));
+                log(LogLevel::Error, &format!("bridle: configuration refused: the policy bundle, revocation feed and audit export need timers: {status:?}"));
                 return false;
             }
         }
@@ -142,6 +151,13 @@ impl RootContext for BridleRoot {
         };
         feed::sync_from_shared(&mut authorizer);
         let now = now_unix_nanos() / 1_000_000_000;
+        self.bundle.tick(&mut authorizer, &self.metrics, now);
+        self.metrics.ages(
+            self.bundle.confirmed_at.map(|at| now.saturating_sub(at)),
+            authorizer
+                .revocation_updated_at()
+                .map(|at| now.saturating_sub(at)),
+        );
         if let Some(poll) = authorizer.revocation_feed().map(|f| f.poll_seconds) {
             if self.feed_call.is_none() && now >= self.next_feed_poll {
                 self.feed_call = feed::poll(&authorizer);

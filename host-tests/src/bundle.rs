@@ -1,0 +1,97 @@
+//! Signed policy bundles for tests, built by `host-tests/bundles/make_bundle.py` (Python's
+//! tarfile, gzip and PyJWT), so the plugin's bundle reader meets an archive it did not write.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use jwt_simple::prelude::{ECDSAP256PublicKeyLike, ES256KeyPair};
+use serde_json::{json, Value};
+
+use crate::{paths, Error, IoContext};
+
+/// A bundle signing key (ES256).
+pub struct BundleKey {
+    pub kid: String,
+    key: ES256KeyPair,
+}
+
+impl BundleKey {
+    pub fn generate(kid: &str) -> Self {
+        Self {
+            kid: kid.to_owned(),
+            key: ES256KeyPair::generate(),
+        }
+    }
+
+    /// The public JWK, as `bundle.keys.keys[]` lists it.
+    pub fn jwk(&self) -> Value {
+        let point = self.key.public_key().public_key().to_bytes_uncompressed();
+        let x = point.get(1..33).unwrap_or_default();
+        let y = point.get(33..).unwrap_or_default();
+        json!({"kty": "EC", "crv": "P-256", "kid": self.kid, "alg": "ES256",
+            "x": URL_SAFE_NO_PAD.encode(x), "y": URL_SAFE_NO_PAD.encode(y)})
+    }
+}
+
+/// What goes into a bundle, and how it may be spoilt for a test.
+#[derive(Debug, Clone, Default)]
+pub struct BundleSpec {
+    pub files: BTreeMap<String, String>,
+    pub unsigned: BTreeMap<String, String>,
+    pub tamper: BTreeMap<String, String>,
+    pub drop: Vec<String>,
+    pub scope: Option<String>,
+    pub no_signature: bool,
+}
+
+impl BundleSpec {
+    /// A bundle with one module, one data document and a manifest naming `revision`.
+    pub fn new(revision: &str) -> Self {
+        Self::default().file(".manifest", &json!({"revision": revision}).to_string())
+    }
+
+    pub fn file(mut self, name: &str, content: &str) -> Self {
+        self.files.insert(name.to_owned(), content.to_owned());
+        self
+    }
+
+    /// Builds the `.tar.gz` with `key`.
+    pub fn build(&self, key: &BundleKey) -> Result<Vec<u8>, Error> {
+        let pem = key
+            .key
+            .to_pem()
+            .map_err(|err| Error::Token(format!("bundle key: {err}")))?;
+        let spec = json!({
+            "key_pem": pem, "kid": key.kid, "files": self.files, "unsigned": self.unsigned,
+            "tamper": self.tamper, "drop": self.drop, "scope": self.scope,
+            "no_signature": self.no_signature,
+        });
+        let python = paths::repo_root().join(".venv/bin/python");
+        let script = paths::repo_root().join("host-tests/bundles/make_bundle.py");
+        let mut child = Command::new(&python)
+            .arg(&script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context(|| format!("{} (run scripts/setup.sh)", python.display()))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin
+                .write_all(spec.to_string().as_bytes())
+                .context(|| "writing the bundle spec".into())?;
+        }
+        let output = child
+            .wait_with_output()
+            .context(|| "building a bundle".into())?;
+        if !output.status.success() {
+            return Err(Error::Missing(format!(
+                "make_bundle.py failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            )));
+        }
+        Ok(output.stdout)
+    }
+}

@@ -100,6 +100,7 @@ fn bundles_feed_and_audit_export_against_a_real_control_server() {
         .issuer(&issuer)
         .unwrap()
         .environment("prod")
+        .set("delegation", json!({"inventory": "agents"}))
         .set(
             "bundle",
             json!({"cluster": "bridle-control", "path": BUNDLE, "poll_seconds": 1,
@@ -155,6 +156,10 @@ fn bundles_feed_and_audit_export_against_a_real_control_server() {
         .expect("audit event in the log");
     assert_eq!(event["policy"]["revision"], "r1");
     assert_eq!(event["policy"]["source"], "bundle");
+    assert_eq!(
+        event["agent"]["owner"], "research-team@demo.bridle.dev",
+        "the owner comes from the bundle's agent inventory"
+    );
     let access = eventually("access log entry", 15, || {
         envoy
             .access_log_entries()

@@ -43,6 +43,9 @@ pub struct AgentRef {
     pub subject: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub spiffe_id: Option<String>,
+    /// The agent's accountable owner, from the agent inventory (`delegation.inventory`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
     pub token_digest: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jti: Option<String>,

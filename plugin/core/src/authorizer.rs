@@ -1,6 +1,6 @@
 //! The decision pipeline: verify → build input → evaluate → decide → audit.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use regorus::Value;
@@ -78,7 +78,7 @@ pub struct Authorizer {
     routes: Vec<Route>,
     mcp: Mcp,
     max_delegation_depth: usize,
-    inventory_scopes: BTreeMap<String, BTreeSet<String>>,
+    inventory: compile::Inventory,
     /// `None` only while a bundle-only configuration waits for its first bundle.
     policy: Option<Policy>,
     policy_source: PolicySource,
@@ -260,18 +260,18 @@ impl Authorizer {
             .map(BundleSettings::compile)
             .transpose()?;
         // With a bundle, an empty `policy.modules` means: refuse until the first bundle.
-        let (policy, inventory_scopes) = if bundle.is_some() && raw.policy.modules.is_empty() {
+        let (policy, inventory) = if bundle.is_some() && raw.policy.modules.is_empty() {
             if raw.policy.max_instructions == 0 {
                 return Err(ConfigError::invalid(
                     "policy.max_instructions",
                     "must be greater than 0",
                 ));
             }
-            (None, BTreeMap::new())
+            (None, compile::Inventory::default())
         } else {
-            let scopes =
-                compile::inventory_scopes(&raw.policy.data, raw.delegation.inventory.as_deref())?;
-            (Some(Policy::compile(&raw.policy)?), scopes)
+            let inventory =
+                compile::inventory(&raw.policy.data, raw.delegation.inventory.as_deref())?;
+            (Some(Policy::compile(&raw.policy)?), inventory)
         };
         let policy_source = PolicySource {
             entrypoint: raw.policy.entrypoint.clone(),
@@ -335,7 +335,7 @@ impl Authorizer {
             routes,
             mcp: compile::mcp(raw.mcp)?,
             max_delegation_depth: raw.delegation.max_depth,
-            inventory_scopes,
+            inventory,
             policy,
             policy_source,
             bundle,
@@ -386,11 +386,11 @@ impl Authorizer {
             data: opened.data,
             max_instructions: source.max_instructions,
         };
-        let scopes = compile::inventory_scopes(&raw.data, source.inventory.as_deref())
+        let inventory = compile::inventory(&raw.data, source.inventory.as_deref())
             .map_err(|err| BundleError::Policy(err.to_string()))?;
         let policy = Policy::compile(&raw).map_err(|err| BundleError::Policy(err.to_string()))?;
         self.policy = Some(policy);
-        self.inventory_scopes = scopes;
+        self.inventory = inventory;
         self.policy_source.kind = "bundle";
         self.policy_source.revision = opened.revision.clone();
         self.policy_source.activated_at = Some(now);
@@ -661,6 +661,7 @@ impl Authorizer {
             issuer: token.issuer.clone(),
             subject: token.subject.clone(),
             spiffe_id: token.spiffe.as_ref().map(|s| s.id.clone()),
+            owner: self.inventory.owners.get(&caller).cloned(),
             token_digest: token.digest.clone(),
             jti: token.jti.clone(),
             cache_hit: trace.cache_hit.unwrap_or(false),
@@ -747,7 +748,7 @@ impl Authorizer {
                     },
                 ));
             }
-            let inventory = &self.inventory_scopes;
+            let inventory = &self.inventory.scopes;
             chain
                 .check_attenuation(exercised.as_ref(), &|sub: &str| inventory.get(sub).cloned())
                 .map_err(Refusal::forbidden)?;

@@ -206,13 +206,20 @@ pub fn mcp(raw: RawMcp) -> Result<Mcp, ConfigError> {
     })
 }
 
-/// The scopes each agent of the inventory may hold: `data[inventory][agent].scopes`.
-pub fn inventory_scopes(
+/// What the agent inventory says about each agent: the scopes it may hold
+/// (`data[inventory][agent].scopes`) and its accountable owner (`.owner`).
+#[derive(Debug, Clone, Default)]
+pub struct Inventory {
+    pub scopes: BTreeMap<String, BTreeSet<String>>,
+    pub owners: BTreeMap<String, String>,
+}
+
+pub fn inventory(
     data: &serde_json::Map<String, serde_json::Value>,
     inventory: Option<&str>,
-) -> Result<BTreeMap<String, BTreeSet<String>>, ConfigError> {
+) -> Result<Inventory, ConfigError> {
     let Some(key) = inventory else {
-        return Ok(BTreeMap::new());
+        return Ok(Inventory::default());
     };
     let Some(serde_json::Value::Object(agents)) = data.get(key) else {
         return Err(ConfigError::invalid(
@@ -220,11 +227,14 @@ pub fn inventory_scopes(
             format!("`policy.data.{key}` is not an object of agents"),
         ));
     };
-    let mut scopes = BTreeMap::new();
+    let mut found = Inventory::default();
     for (agent, entry) in agents {
         if let Some(granted) = crate::delegation::scopes(entry.get("scopes")) {
-            scopes.insert(agent.clone(), granted);
+            found.scopes.insert(agent.clone(), granted);
+        }
+        if let Some(owner) = entry.get("owner").and_then(serde_json::Value::as_str) {
+            found.owners.insert(agent.clone(), owner.to_owned());
         }
     }
-    Ok(scopes)
+    Ok(found)
 }

@@ -36,6 +36,10 @@ pub struct Settings {
     pub decision_id_header: String,
     pub realm: String,
     pub peer_uri_san: bool,
+    /// When set, the adapter reads this host property into [`RequestView::host_verified`].
+    pub host_proof_property: Option<Vec<String>>,
+    /// The header where the host forwards the verified payload.
+    pub host_payload_header: Option<String>,
 }
 
 struct CachedIdentity {
@@ -182,6 +186,31 @@ impl Authorizer {
             ));
         }
         let skew = identity.clock_skew_seconds;
+        let host_verification = identity.host_verification.clone();
+        let host_payload_header = match &host_verification {
+            None => None,
+            Some(host) => {
+                if host.proof_property.is_empty()
+                    || host.proof_property.iter().any(String::is_empty)
+                {
+                    return Err(ConfigError::invalid(
+                        "identity.host_verification.proof_property",
+                        "must be a non-empty property path without empty segments",
+                    ));
+                }
+                let name = header_name(
+                    &host.payload_header,
+                    "identity.host_verification.payload_header",
+                )?;
+                if name == header {
+                    return Err(ConfigError::invalid(
+                        "identity.host_verification.payload_header",
+                        "must differ from identity.header",
+                    ));
+                }
+                Some(name)
+            }
+        };
         let issuers = compile::issuers(&raw.issuers, "issuers", compile::IssuerRole::Workload)?;
         let task = match &raw.task {
             None => None,
@@ -326,6 +355,8 @@ impl Authorizer {
             decision_id_header,
             realm: raw.response.realm.clone(),
             peer_uri_san: raw.connection.peer_uri_san,
+            host_proof_property: host_verification.as_ref().map(|h| h.proof_property.clone()),
+            host_payload_header,
         };
         Ok(Self {
             verifier: TokenVerifier::new(issuers, skew, identity.max_token_bytes),
@@ -623,6 +654,9 @@ impl Authorizer {
         if !self.settings.forward_credential {
             headers.push(self.settings.credential_header.clone());
         }
+        if let Some(payload_header) = &self.settings.host_payload_header {
+            headers.push(payload_header.clone());
+        }
         if let Some(task) = self.task.as_ref().filter(|t| !t.forward) {
             headers.push(task.header.clone());
         }
@@ -856,12 +890,30 @@ impl Authorizer {
         cache_hit: &mut Option<bool>,
     ) -> Result<Rc<CachedIdentity>, TokenError> {
         let token = self.extract_token(request)?;
+        let by_host = self.settings.host_payload_header.as_deref();
+        if let Some(payload_header) = by_host {
+            // Checked on every request, cached token or not: the cache knows the token is
+            // good, not that the host verified it this time.
+            if !request.host_verified {
+                return Err(TokenError::NotVerifiedByHost);
+            }
+            let payload =
+                single_header(request, payload_header)?.ok_or(TokenError::NotVerifiedByHost)?;
+            let segment = token.split('.').nth(1).unwrap_or_default();
+            if payload.trim().trim_end_matches('=') != segment {
+                return Err(TokenError::HostPayloadMismatch);
+            }
+        }
         if let Some(hit) = self.cache.get(token, now) {
             *cache_hit = Some(true);
             return Ok(hit);
         }
         *cache_hit = Some(false);
-        let verified = self.verifier.verify(token, now)?;
+        let verified = if by_host.is_some() {
+            self.verifier.verify_signed_by_host(token, now)?
+        } else {
+            self.verifier.verify(token, now)?
+        };
         let skew = self.verifier.skew_seconds();
         let valid_from = verified.not_before.unwrap_or(0).saturating_sub(skew);
         let valid_until = verified.expires_at.saturating_add(skew);

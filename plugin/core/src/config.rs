@@ -368,6 +368,22 @@ pub struct RawIdentity {
     pub clock_skew_seconds: u64,
     pub max_token_bytes: usize,
     pub cache_entries: usize,
+    /// The host verifies workload-token signatures (Envoy `jwt_authn` before Bridle).
+    pub host_verification: Option<RawHostVerification>,
+}
+
+/// How the host proves it verified the workload token of a request. Both must hold for
+/// every request: the proof property is present (only the host can set it), and the payload
+/// header equals the payload segment of the token in `identity.header` (binding the proof to
+/// that token).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHostVerification {
+    /// Envoy: `jwt_authn` `forward_payload_header`.
+    pub payload_header: String,
+    /// Envoy: `["metadata", "filter_metadata", "envoy.filters.http.jwt_authn"]`, written by
+    /// `jwt_authn` with `payload_in_metadata`.
+    pub proof_property: Vec<String>,
 }
 
 impl Default for RawIdentity {
@@ -379,6 +395,7 @@ impl Default for RawIdentity {
             clock_skew_seconds: 30,
             max_token_bytes: 8192,
             cache_entries: 1024,
+            host_verification: None,
         }
     }
 }

@@ -11,6 +11,9 @@ pub struct RequestView {
     pub headers: Vec<(String, Vec<u8>)>,
     pub body: Option<Vec<u8>>,
     pub connection: ConnectionFacts,
+    /// The host attests it verified a workload token in this request (the proof property of
+    /// `identity.host_verification` is present). Adapters only set it when configured.
+    pub host_verified: bool,
 }
 
 /// Facts about the downstream connection, where the host can provide them.

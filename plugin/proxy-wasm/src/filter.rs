@@ -50,7 +50,7 @@ impl BridleFilter {
         }
     }
 
-    fn request_view(&self, peer_uri_san: bool) -> RequestView {
+    fn request_view(&self, peer_uri_san: bool, host_proof: Option<&[String]>) -> RequestView {
         let mut view = RequestView::default();
         for (name, value) in self.get_http_request_headers_bytes() {
             let name = if name.bytes().any(|b| b.is_ascii_uppercase()) {
@@ -65,6 +65,12 @@ impl BridleFilter {
                 ":scheme" => view.scheme = String::from_utf8_lossy(&value).into_owned(),
                 _ => view.headers.push((name, value)),
             }
+        }
+        if let Some(path) = host_proof {
+            // Present and non-empty only when the host verified a token in this request.
+            view.host_verified = self
+                .get_property(path.iter().map(String::as_str).collect())
+                .is_some_and(|v| !v.is_empty());
         }
         if peer_uri_san {
             view.connection = ConnectionFacts {
@@ -147,10 +153,13 @@ impl Context for BridleFilter {}
 
 impl HttpContext for BridleFilter {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
-        let Some(peer_uri_san) = self.with_authorizer(|a| a.settings().peer_uri_san) else {
+        let Some((peer_uri_san, host_proof)) = self.with_authorizer(|a| {
+            let settings = a.settings();
+            (settings.peer_uri_san, settings.host_proof_property.clone())
+        }) else {
             return self.unavailable("no usable configuration");
         };
-        let mut view = self.request_view(peer_uri_san);
+        let mut view = self.request_view(peer_uri_san, host_proof.as_deref());
         let Some(limit) = self.with_authorizer(|a| a.body_limit(&view)) else {
             return self.unavailable("authorizer unavailable");
         };

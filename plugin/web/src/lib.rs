@@ -45,6 +45,8 @@ impl From<WebRequest> for RequestView {
             connection: ConnectionFacts {
                 peer_uri_san: request.peer_uri_san,
             },
+            // Edge runtimes have no host verifier in front of Bridle.
+            host_verified: false,
         }
     }
 }

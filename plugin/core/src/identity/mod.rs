@@ -1,6 +1,7 @@
 //! Workload identity: who is calling, proven by a verified token.
 
 pub mod cache;
+pub mod claims;
 pub mod keys;
 pub mod spiffe;
 pub mod verify;

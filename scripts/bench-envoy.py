@@ -44,7 +44,7 @@ def render(listen, admin, upstream, config, with_bridle):
     if not with_bridle:
         text = re.sub(r"\n {10}- name: envoy\.filters\.http\.wasm\n.*?(?=\n {10}- name: envoy\.filters\.http\.router)", "", text, flags=re.S)
     values = {"LISTEN_PORT": str(listen), "ADMIN_PORT": str(admin), "UPSTREAM_PORT": str(upstream),
-              "CONTROL_PORT": str(upstream), "ACCESS_LOG": json.dumps("/dev/null"),
+              "CONTROL_PORT": str(upstream), "ACCESS_LOG": json.dumps("/dev/null"), "PRE_FILTERS": "",
               "WASM_PATH": json.dumps(str(WASM)), "PLUGIN_CONFIG": json.dumps(json.dumps(config))}
     return re.sub(r"\$\{(\w+)\}", lambda m: values.get(m.group(1), m.group(0)), text)
 

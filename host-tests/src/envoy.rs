@@ -37,6 +37,8 @@ pub struct EnvoyOptions {
     /// The access log; default: `access.log` in the fixture's directory (`/dev/null` when
     /// only rendering).
     pub access_log: Option<PathBuf>,
+    /// HTTP filters before Bridle (e.g. [`jwt_authn`]); none by default.
+    pub pre_filters: Vec<Value>,
     /// The filter module; default [`paths::wasm`].
     pub wasm: Option<PathBuf>,
     /// 0: any free port (read back once Envoy is ready).
@@ -61,6 +63,7 @@ impl EnvoyOptions {
             upstream_port,
             control_port: None,
             access_log: None,
+            pre_filters: Vec::new(),
             wasm: None,
             listen_port: 0,
             admin_port: 0,
@@ -84,6 +87,14 @@ impl EnvoyOptions {
                 ("LISTEN_PORT", self.listen_port.to_string()),
                 ("ADMIN_PORT", self.admin_port.to_string()),
                 ("UPSTREAM_PORT", self.upstream_port.to_string()),
+                (
+                    "PRE_FILTERS",
+                    self.pre_filters
+                        .iter()
+                        .map(|f| format!("- {f}"))
+                        .collect::<Vec<_>>()
+                        .join("\n          "),
+                ),
                 (
                     "CONTROL_PORT",
                     self.control_port.unwrap_or(self.upstream_port).to_string(),
@@ -111,6 +122,27 @@ impl EnvoyOptions {
             ],
         )
     }
+}
+
+/// Envoy's `jwt_authn` verifying `issuer`'s tokens on every route, as Bridle's
+/// `identity.host_verification` expects: the verified payload forwarded in `payload_header`,
+/// and recorded in dynamic metadata (the proof Bridle checks).
+pub fn jwt_authn(issuer: &crate::TestIssuer, payload_header: &str) -> Result<Value, Error> {
+    let jwks = serde_json::json!({"keys": [issuer.jwk()?]}).to_string();
+    Ok(serde_json::json!({
+        "name": "envoy.filters.http.jwt_authn",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
+            "providers": {"workload": {
+                "issuer": issuer.iss, "audiences": issuer.audiences,
+                "local_jwks": {"inline_string": jwks},
+                "forward": true, "forward_payload_header": payload_header,
+                "payload_in_metadata": "workload",
+                "jwt_cache_config": {"jwt_cache_size": 1024}
+            }},
+            "rules": [{"match": {"prefix": "/"}, "requires": {"provider_name": "workload"}}]
+        }
+    }))
 }
 
 /// Replaces every `${NAME}` in one pass (a value is never searched for placeholders itself);

@@ -192,6 +192,11 @@ fn a_revoked_task_is_refused_within_one_poll_interval() {
         &[
             ("environment", json!({"name": "staging"})),
             ("revocation", feed),
+            (
+                "routes",
+                json!([{"name": "mcp", "path": "/mcp", "methods": ["POST"], "protocol": "mcp", "require_task": true},
+                       {"name": "reports", "path": "/api/reports", "methods": ["GET"], "fresh_revocations": false}]),
+            ),
         ],
     );
     let mut plugin = harness
@@ -268,4 +273,13 @@ fn a_revoked_task_is_refused_within_one_poll_interval() {
         stale.body_json()["reasons"],
         json!(["revocation feed is stale (last update 31s ago, limit 30s)"])
     );
+    // A route that does not require a fresh feed keeps being decided.
+    let reports = HttpRequest::get("/api/reports")
+        .authority("api.internal")
+        .header(
+            "authorization",
+            format!("Bearer {}", issuers.workload.token_for(DEPLOY).unwrap()),
+        );
+    let still = plugin.request(&reports).unwrap();
+    assert!(still.is_forwarded(), "{}", still.body_text());
 }

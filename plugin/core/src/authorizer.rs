@@ -452,9 +452,14 @@ impl Authorizer {
         self.revocations.updated_at
     }
 
-    /// Fails closed while a required feed is staler than its bound.
-    fn check_feed(&self, now: u64) -> Result<(), Refusal> {
-        let Some(feed) = self.feed.as_ref().filter(|f| f.fail_closed) else {
+    /// Fails closed while a required feed is staler than its bound; a route may say whether
+    /// it requires the feed, overriding `fail_closed`.
+    fn check_feed(&self, now: u64, route_requires: Option<bool>) -> Result<(), Refusal> {
+        let Some(feed) = self
+            .feed
+            .as_ref()
+            .filter(|f| route_requires.unwrap_or(f.fail_closed))
+        else {
             return Ok(());
         };
         let since = self
@@ -678,6 +683,7 @@ impl Authorizer {
         let route = intent::match_route(&self.routes, &request.method, &parsed);
         let route_settings = route.as_ref().and_then(|(i, _)| self.routes.get(*i));
         let require_task = route_settings.is_some_and(|r| r.require_task);
+        let fresh_revocations = route_settings.and_then(|r| r.fresh_revocations);
         trace.dry_run = route_settings.is_some_and(|r| r.dry_run);
         let route_name = route_settings.map(|r| r.name.clone()).unwrap_or_default();
 
@@ -700,7 +706,7 @@ impl Authorizer {
             jti: token.jti.clone(),
             cache_hit: trace.cache_hit.unwrap_or(false),
         });
-        self.check_feed(now)?;
+        self.check_feed(now, fresh_revocations)?;
         if let Some(jti) = token
             .jti
             .as_deref()

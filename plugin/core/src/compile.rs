@@ -132,6 +132,7 @@ pub struct Route {
     pub action: Option<ActionClass>,
     pub resource: Option<String>,
     pub dry_run: bool,
+    pub fresh_revocations: Option<bool>,
 }
 
 pub fn routes(raw: &[RawRoute]) -> Result<Vec<Route>, ConfigError> {
@@ -168,6 +169,7 @@ pub fn routes(raw: &[RawRoute]) -> Result<Vec<Route>, ConfigError> {
                 action: route.action,
                 resource: route.resource.clone(),
                 dry_run: route.dry_run,
+                fresh_revocations: route.fresh_revocations,
             })
         })
         .collect()

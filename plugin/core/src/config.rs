@@ -276,6 +276,9 @@ pub struct RawRoute {
     /// Evaluate and audit requests of this route, but never refuse one.
     #[serde(default)]
     pub dry_run: bool,
+    /// Refuse (503) while the revocation feed is stale; default `revocation.feed.fail_closed`.
+    #[serde(default)]
+    pub fresh_revocations: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]

@@ -53,6 +53,26 @@ impl BundleSpec {
         Self::default().file(".manifest", &json!({"revision": revision}).to_string())
     }
 
+    /// The shipped agent policy (`policies/agents`) as a bundle, optionally without one agent
+    /// of its inventory.
+    pub fn agents(revision: &str, without_agent: Option<&str>) -> Result<Self, Error> {
+        let dir = paths::policies().join("agents");
+        let read = |name: &str| {
+            std::fs::read_to_string(dir.join(name))
+                .context(|| format!("reading policies/agents/{name}"))
+        };
+        let mut data: Value = serde_json::from_str(&read("data.json")?)?;
+        if let (Some(agent), Some(agents)) = (
+            without_agent,
+            data.get_mut("agents").and_then(Value::as_object_mut),
+        ) {
+            agents.remove(agent);
+        }
+        Ok(Self::new(revision)
+            .file("agents/agents.rego", &read("agents.rego")?)
+            .file("data.json", &serde_json::to_string_pretty(&data)?))
+    }
+
     pub fn file(mut self, name: &str, content: &str) -> Self {
         self.files.insert(name.to_owned(), content.to_owned());
         self

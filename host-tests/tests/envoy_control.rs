@@ -27,16 +27,7 @@ const RESEARCH: &str = "spiffe://demo.bridle.dev/agent/research-bot";
 const BUNDLE: &str = "/bundles/agents.tar.gz";
 
 fn agents_bundle(revision: &str, without_agent: Option<&str>) -> BundleSpec {
-    let dir = host_tests::paths::policies().join("agents");
-    let rego = std::fs::read_to_string(dir.join("agents.rego")).unwrap();
-    let mut data: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("data.json")).unwrap()).unwrap();
-    if let Some(agent) = without_agent {
-        data["agents"].as_object_mut().unwrap().remove(agent);
-    }
-    BundleSpec::new(revision)
-        .file("agents/agents.rego", &rego)
-        .file("data.json", &data.to_string())
+    BundleSpec::agents(revision, without_agent).unwrap()
 }
 
 fn reply(status: u16, content_type: &str, etag: Option<&str>, body: Vec<u8>) -> Reply {

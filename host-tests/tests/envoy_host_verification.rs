@@ -13,18 +13,17 @@
 use host_tests::envoy::{self, EnvoyOptions};
 use host_tests::tokens::{Alg, TestIssuer};
 use host_tests::{demo, ConfigBuilder, Envoy, Upstream};
-use serde_json::json;
+use serde_json::{json, Value};
 
 const RESEARCH: &str = "spiffe://demo.bridle.dev/agent/research-bot";
 const DEPLOY: &str = "spiffe://demo.bridle.dev/agent/deploy-bot";
 const PAYLOAD: &str = "x-bridle-jwt-payload";
 
-#[test]
-fn bridle_trusts_jwt_authn_only_for_the_token_it_verified() {
-    let issuer = TestIssuer::new(demo::ISSUER, Alg::Es256).unwrap();
-    let config = ConfigBuilder::agents()
+/// The shipped agent policy, with signatures left to the host.
+fn config(issuer: &TestIssuer) -> Value {
+    ConfigBuilder::agents()
         .unwrap()
-        .issuer(&issuer)
+        .issuer(issuer)
         .unwrap()
         .environment("prod")
         .set(
@@ -32,7 +31,13 @@ fn bridle_trusts_jwt_authn_only_for_the_token_it_verified() {
             json!({"host_verification": {"payload_header": PAYLOAD,
                 "proof_property": ["metadata", "filter_metadata", "envoy.filters.http.jwt_authn"]}}),
         )
-        .build();
+        .build()
+}
+
+#[test]
+fn bridle_trusts_jwt_authn_only_for_the_token_it_verified() {
+    let issuer = TestIssuer::new(demo::ISSUER, Alg::Es256).unwrap();
+    let config = config(&issuer);
     let upstream = Upstream::start().unwrap();
     let mut options = EnvoyOptions::new(config, upstream.port());
     options.pre_filters = vec![envoy::jwt_authn(&issuer, PAYLOAD).unwrap()];
@@ -114,17 +119,7 @@ fn bridle_trusts_jwt_authn_only_for_the_token_it_verified() {
 #[test]
 fn without_jwt_authn_metadata_bridle_refuses_whatever_the_headers_say() {
     let issuer = TestIssuer::new(demo::ISSUER, Alg::Es256).unwrap();
-    let config = ConfigBuilder::agents()
-        .unwrap()
-        .issuer(&issuer)
-        .unwrap()
-        .environment("prod")
-        .set(
-            "identity",
-            json!({"host_verification": {"payload_header": PAYLOAD,
-                "proof_property": ["metadata", "filter_metadata", "envoy.filters.http.jwt_authn"]}}),
-        )
-        .build();
+    let config = config(&issuer);
     let upstream = Upstream::start().unwrap();
     let mut options = EnvoyOptions::new(config, upstream.port());
     // A jwt_authn that verifies but records nothing in metadata: no proof for Bridle.

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use super::canonical::canonicalize;
 use super::BundleError;
 use crate::identity::keys::{Algorithm, KeyEntry};
+use crate::identity::verify::Header;
 
 const MAX_SIGNATURE_BYTES: usize = 256 * 1024;
 
@@ -18,23 +19,6 @@ const MAX_SIGNATURE_BYTES: usize = 256 * 1024;
 #[serde(deny_unknown_fields)]
 struct SignaturesFile {
     signatures: Vec<String>,
-}
-
-#[derive(Deserialize)]
-struct Header {
-    alg: String,
-    #[serde(default)]
-    kid: Option<String>,
-    #[serde(default)]
-    jku: Option<serde_json::Value>,
-    #[serde(default)]
-    x5u: Option<serde_json::Value>,
-    #[serde(default)]
-    jwk: Option<serde_json::Value>,
-    #[serde(default)]
-    x5c: Option<serde_json::Value>,
-    #[serde(default)]
-    crit: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -94,18 +78,10 @@ pub fn verify(
         .map_err(|_| signature("the signature payload is not JSON without duplicate keys"))?;
     let payload: Payload = serde_json::from_slice(&payload_bytes)
         .map_err(|err| signature(format!("the signature payload: {err}")))?;
-    for (name, present) in [
-        ("jku", header.jku.is_some()),
-        ("x5u", header.x5u.is_some()),
-        ("jwk", header.jwk.is_some()),
-        ("x5c", header.x5c.is_some()),
-        ("crit", header.crit.is_some()),
-    ] {
-        if present {
-            return Err(signature(format!(
-                "the signature header carries `{name}`, which is never trusted"
-            )));
-        }
+    if let Some(name) = header.key_source().or(header.has_crit().then_some("crit")) {
+        return Err(signature(format!(
+            "the signature header carries `{name}`, which is never trusted"
+        )));
     }
     let alg = Algorithm::from_name(&header.alg)
         .ok_or_else(|| signature(format!("algorithm `{}` is not accepted", header.alg)))?;

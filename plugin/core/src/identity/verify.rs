@@ -94,13 +94,14 @@ pub struct VerifiedToken {
     pub claims: Map<String, Value>,
 }
 
+/// A JWS protected header: what Bridle reads, and the parameters it refuses.
 #[derive(Deserialize)]
-struct Header {
-    alg: String,
+pub(crate) struct Header {
+    pub(crate) alg: String,
     #[serde(default)]
-    kid: Option<String>,
+    pub(crate) kid: Option<String>,
     #[serde(default)]
-    typ: Option<String>,
+    pub(crate) typ: Option<String>,
     #[serde(default)]
     crit: Option<Value>,
     #[serde(default)]
@@ -111,6 +112,25 @@ struct Header {
     jwk: Option<Value>,
     #[serde(default)]
     x5c: Option<Value>,
+}
+
+impl Header {
+    /// A parameter naming where to get a key (`jku`, `x5u`) or carrying one (`jwk`, `x5c`):
+    /// keys are never taken from a token.
+    pub(crate) fn key_source(&self) -> Option<&'static str> {
+        [
+            ("jku", self.jku.is_some()),
+            ("x5u", self.x5u.is_some()),
+            ("jwk", self.jwk.is_some()),
+            ("x5c", self.x5c.is_some()),
+        ]
+        .into_iter()
+        .find_map(|(name, present)| present.then_some(name))
+    }
+
+    pub(crate) fn has_crit(&self) -> bool {
+        self.crit.is_some()
+    }
 }
 
 const MAX_HEADER_BYTES: usize = 1024;
@@ -218,15 +238,8 @@ impl TokenVerifier {
                 TokenError::Malformed("header is not a JSON object with a string `alg`")
             })?;
         decode_segment(signature_b64)?;
-        for (name, present) in [
-            ("jku", header.jku.is_some()),
-            ("x5u", header.x5u.is_some()),
-            ("jwk", header.jwk.is_some()),
-            ("x5c", header.x5c.is_some()),
-        ] {
-            if present {
-                return Err(TokenError::ForbiddenHeader(name));
-            }
+        if let Some(name) = header.key_source() {
+            return Err(TokenError::ForbiddenHeader(name));
         }
         if header.crit.is_some() {
             return Err(TokenError::CriticalExtension);

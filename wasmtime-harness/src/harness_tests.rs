@@ -201,3 +201,87 @@ mod guest_memory {
         assert!(err.to_string().contains("unreachable"), "{err}");
     }
 }
+
+/// Host functions ngx_wasm_module registers without implementing them trap under the Kong
+/// profile and answer normally under Envoy.
+mod kong_profile {
+    use crate::{Harness, HarnessError, HostProfile, PluginOptions};
+
+    fn with_len(body: Vec<u8>) -> Vec<u8> {
+        let mut out = vec![u8::try_from(body.len()).unwrap()];
+        out.extend(body);
+        out
+    }
+
+    fn name(s: &str) -> Vec<u8> {
+        let mut out = vec![u8::try_from(s.len()).unwrap()];
+        out.extend_from_slice(s.as_bytes());
+        out
+    }
+
+    fn section(out: &mut Vec<u8>, id: u8, items: &[Vec<u8>]) {
+        let mut body = vec![u8::try_from(items.len()).unwrap()];
+        for item in items {
+            body.extend_from_slice(item);
+        }
+        out.push(id);
+        out.extend(with_len(body));
+    }
+
+    /// `_initialize` calls the imported `env.<function>: (i32) -> i32` with 0 and drops the
+    /// status.
+    fn calling(function: &str) -> Vec<u8> {
+        let mut wasm = b"\0asm\x01\0\0\0".to_vec();
+        section(
+            &mut wasm,
+            1,
+            &[vec![0x60, 1, 0x7f, 1, 0x7f], vec![0x60, 0, 0]],
+        );
+        let mut import = name("env");
+        import.extend(name(function));
+        import.extend([0, 0]);
+        section(&mut wasm, 2, &[import]);
+        section(&mut wasm, 3, &[vec![1], vec![0]]);
+        section(&mut wasm, 5, &[vec![0, 1]]);
+        let export = |n: &str, kind: u8, index: u8| {
+            let mut e = name(n);
+            e.extend([kind, index]);
+            e
+        };
+        section(
+            &mut wasm,
+            7,
+            &[
+                export("proxy_abi_version_0_2_1", 0, 1),
+                export("_initialize", 0, 1),
+                export("malloc", 0, 2),
+                export("memory", 2, 0),
+            ],
+        );
+        let init = with_len(vec![0, 0x41, 0, 0x10, 0, 0x1a, 0x0b]);
+        let malloc = with_len(vec![0, 0x41, 0, 0x0b]);
+        section(&mut wasm, 10, &[init, malloc]);
+        wasm
+    }
+
+    #[test]
+    fn unimplemented_host_functions_trap_on_kong() {
+        for function in [
+            "proxy_get_log_level",
+            "proxy_grpc_cancel",
+            "proxy_grpc_close",
+        ] {
+            let harness = Harness::from_bytes(&calling(function)).unwrap();
+            assert!(harness.start(PluginOptions::new()).is_ok(), "{function}");
+            let err = harness
+                .start(PluginOptions::new().profile(HostProfile::Kong))
+                .unwrap_err();
+            assert!(matches!(err, HarnessError::VmStartFailed { .. }), "{err}");
+            assert!(
+                err.to_string()
+                    .contains(&format!("not yet implemented): {function}")),
+                "{err}"
+            );
+        }
+    }
+}

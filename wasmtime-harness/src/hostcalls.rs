@@ -12,9 +12,11 @@ use wasmtime::{Caller, Linker};
 use crate::abi::{word, BufferType, LogLevel, MapType, MetricKind, Status, StreamType};
 use crate::headers::{parse_pairs, parse_property_path, Headers};
 use crate::http_call::HttpCall;
+use crate::kong::{self, Lookup};
 use crate::memory::{
     copy_to_guest, mem_state, read_u32, return_scratch, slice, write_u32, write_u64,
 };
+use crate::options::HostProfile;
 use crate::state::{HostState, LocalReply};
 
 type C<'a> = Caller<'a, HostState>;
@@ -123,13 +125,22 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
     linker.func_wrap("env", "proxy_grpc_call", proxy_grpc_call)?;
     linker.func_wrap("env", "proxy_grpc_stream", proxy_grpc_stream)?;
     linker.func_wrap("env", "proxy_grpc_send", proxy_grpc_send)?;
-    linker.func_wrap("env", "proxy_grpc_cancel", proxy_grpc_token)?;
-    linker.func_wrap("env", "proxy_grpc_close", proxy_grpc_token)?;
+    linker.func_wrap("env", "proxy_grpc_cancel", proxy_grpc_cancel)?;
+    linker.func_wrap("env", "proxy_grpc_close", proxy_grpc_close)?;
     Ok(())
 }
 
 fn code(status: Status) -> i32 {
     status.code()
+}
+
+/// Kong (ngx_wasm_module) registers some host functions without implementing them: calling
+/// one traps there.
+fn kong_unimplemented(caller: &C<'_>, name: &str) -> wasmtime::Result<()> {
+    if caller.data().profile == HostProfile::Kong && kong::NOT_IMPLEMENTED.contains(&name) {
+        return Err(kong::not_implemented(name));
+    }
+    Ok(())
 }
 
 /// Guest memory and host state; a module without memory cannot get here (start refuses it).
@@ -184,6 +195,7 @@ fn proxy_log(mut caller: C<'_>, level: i32, ptr: i32, len: i32) -> R {
 }
 
 fn proxy_get_log_level(mut caller: C<'_>, ret: i32) -> R {
+    kong_unimplemented(&caller, "proxy_get_log_level")?;
     let (mem, state) = mem_state!(&mut caller);
     Ok(code(match write_u32(mem, ret, state.log_level.raw()) {
         Some(()) => Status::Ok,
@@ -394,9 +406,13 @@ fn proxy_get_property(
     let path = parse_property_path(guest!(mem, path_ptr, path_size));
     let mut scratch = std::mem::take(&mut state.scratch);
     scratch.clear();
-    if !state.property_into(&path, &mut scratch) {
+    let found = state.lookup_property(&path, &mut scratch);
+    if found != Lookup::Found {
         state.scratch = scratch;
-        return Ok(code(Status::NotFound));
+        return Ok(code(match found {
+            Lookup::Failure => Status::InternalFailure,
+            _ => Status::NotFound,
+        }));
     }
     Ok(code(return_scratch(
         &mut caller,
@@ -416,6 +432,13 @@ fn proxy_set_property(
     let (mem, state) = mem_state!(&mut caller);
     let path = parse_property_path(guest!(mem, path_ptr, path_size));
     let value = guest!(mem, value_ptr, value_size);
+    if state.profile == HostProfile::Kong {
+        return Ok(code(match state.kong_set_property(path, value) {
+            Lookup::Found => Status::Ok,
+            Lookup::NotFound => Status::NotFound,
+            Lookup::Failure => Status::InternalFailure,
+        }));
+    }
     // Envoy keeps guest-set properties in the stream's filter state; a root context has none.
     Ok(code(match state.effective_stream_mut() {
         Some(stream) => {
@@ -479,6 +502,7 @@ fn proxy_resolve_shared_queue(
     name_size: i32,
     ret_id: i32,
 ) -> R {
+    kong_unimplemented(&caller, "proxy_resolve_shared_queue")?;
     let (mem, state) = mem_state!(&mut caller);
     let vm_id = String::from_utf8_lossy(guest!(mem, vm_ptr, vm_size)).into_owned();
     let name = String::from_utf8_lossy(guest!(mem, name_ptr, name_size)).into_owned();
@@ -507,7 +531,12 @@ fn proxy_dequeue_shared_queue(mut caller: C<'_>, id: i32, ret_ptr: i32, ret_size
 
 fn proxy_continue_stream(mut caller: C<'_>, stream: i32) -> R {
     let state = caller.data_mut();
+    let kong = state.profile == HostProfile::Kong;
     let status = match StreamType::from_raw(stream) {
+        // ngx_wasm_module cannot hold a response (no `proxy_continue_response`): the call is
+        // accepted and has nothing to resume.
+        Some(StreamType::HttpResponse) if kong => Status::Ok,
+        Some(StreamType::Downstream | StreamType::Upstream) if kong => Status::InternalFailure,
         Some(StreamType::HttpRequest) => {
             if let Some(s) = state.effective_stream_mut() {
                 // Envoy drops its pointer to the request headers at once; the stream itself
@@ -531,6 +560,7 @@ fn proxy_continue_stream(mut caller: C<'_>, stream: i32) -> R {
 }
 
 fn proxy_close_stream(mut caller: C<'_>, stream: i32) -> R {
+    kong_unimplemented(&caller, "proxy_close_stream")?;
     let state = caller.data_mut();
     let status = match StreamType::from_raw(stream) {
         Some(StreamType::HttpRequest | StreamType::HttpResponse) => {
@@ -572,6 +602,28 @@ fn proxy_send_local_response(
         .chars()
         .map(|c| if c.is_whitespace() { '_' } else { c })
         .collect();
+    if state.profile == HostProfile::Kong {
+        match state.callback {
+            "proxy_on_response_body" => {
+                return Err(wasmtime::Error::msg(
+                    "host trap (bad usage): response already sent",
+                ))
+            }
+            "proxy_on_response_headers" => {
+                // ngx_wasm_module rewrites the response being sent: status and body (with a
+                // line feed), not its headers.
+                if let Some(stream) = state.effective_stream_mut() {
+                    let mut body = body.to_vec();
+                    if !body.is_empty() {
+                        body.push(b'\n');
+                    }
+                    stream.kong_override = Some((status, body));
+                }
+                return Ok(code(Status::Ok));
+            }
+            _ => {}
+        }
+    }
     // From a root context Envoy has no stream to answer and ignores the call. A second reply
     // on the same stream is ignored too (the first one already ends it).
     if let Some(stream) = state.effective_stream_mut() {
@@ -601,6 +653,10 @@ fn proxy_http_call(
     timeout_ms: i32,
     ret_token: i32,
 ) -> R {
+    let kong = caller.data().profile == HostProfile::Kong;
+    if kong && !kong::may_dispatch(caller.data().callback) {
+        return Err(kong::dispatch_trap());
+    }
     let (mem, state) = mem_state!(&mut caller);
     let upstream = String::from_utf8_lossy(guest!(mem, upstream_ptr, upstream_size)).into_owned();
     let body = guest!(mem, body_ptr, body_size).to_vec();
@@ -613,16 +669,23 @@ fn proxy_http_call(
     if timeout_ms < 0 {
         return Ok(code(Status::BadArgument));
     }
-    if state
-        .known_clusters
-        .as_ref()
-        .is_some_and(|known| !known.contains(&upstream))
+    // Kong resolves the host when it connects: an unknown one fails later, not here.
+    if !kong
+        && state
+            .known_clusters
+            .as_ref()
+            .is_some_and(|known| !known.contains(&upstream))
     {
         return Ok(code(Status::BadArgument));
     }
     let headers = Headers::from_pairs(headers);
-    // Envoy refuses a call without these (its async client needs them).
-    if ![":path", ":method", ":authority"]
+    // Envoy refuses a call without these (its async client needs them); ngx_wasm_module
+    // needs a method and a path, and fails the call itself (InternalFailure).
+    if kong {
+        if ![":path", ":method"].iter().all(|h| headers.contains(h)) {
+            return Ok(code(Status::InternalFailure));
+        }
+    } else if ![":path", ":method", ":authority"]
         .iter()
         .all(|h| headers.contains(h))
     {
@@ -647,6 +710,7 @@ fn proxy_http_call(
 }
 
 fn proxy_get_status(mut caller: C<'_>, ret_code: i32, ret_ptr: i32, ret_size: i32) -> R {
+    kong_unimplemented(&caller, "proxy_get_status")?;
     let (mem, state) = mem_state!(&mut caller);
     if write_u32(mem, ret_code, state.status.0).is_none() {
         return Ok(code(Status::InvalidMemoryAccess));
@@ -692,6 +756,7 @@ fn proxy_call_foreign_function(
 }
 
 fn proxy_done(mut caller: C<'_>) -> R {
+    kong_unimplemented(&caller, "proxy_done")?;
     caller.data_mut().done_called = true;
     Ok(code(Status::Ok))
 }
@@ -742,6 +807,7 @@ fn proxy_increment_metric(mut caller: C<'_>, id: i32, offset: i64) -> R {
 }
 
 fn grpc_unsupported(caller: &mut C<'_>, call: &str) -> R {
+    kong_unimplemented(caller, call)?;
     caller.data_mut().log(
         LogLevel::Warn,
         format!("wasmtime-harness: `{call}` is not implemented (gRPC is not modelled); returning Unimplemented"),
@@ -785,10 +851,17 @@ fn proxy_grpc_stream(
 }
 
 /// No gRPC call or stream can exist, so every token is unknown.
-fn proxy_grpc_send(_caller: C<'_>, _token: i32, _msg: i32, _msg_size: i32, _end_stream: i32) -> R {
+fn proxy_grpc_send(caller: C<'_>, _token: i32, _msg: i32, _msg_size: i32, _end_stream: i32) -> R {
+    kong_unimplemented(&caller, "proxy_grpc_send")?;
     Ok(code(Status::NotFound))
 }
 
-fn proxy_grpc_token(_caller: C<'_>, _token: i32) -> R {
+fn proxy_grpc_cancel(caller: C<'_>, _token: i32) -> R {
+    kong_unimplemented(&caller, "proxy_grpc_cancel")?;
+    Ok(code(Status::NotFound))
+}
+
+fn proxy_grpc_close(caller: C<'_>, _token: i32) -> R {
+    kong_unimplemented(&caller, "proxy_grpc_close")?;
     Ok(code(Status::NotFound))
 }

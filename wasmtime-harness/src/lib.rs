@@ -45,6 +45,7 @@ mod harness_tests;
 mod headers;
 mod hostcalls;
 mod http_call;
+mod kong;
 mod lifecycle;
 mod memory;
 mod metrics;

@@ -20,6 +20,7 @@ use std::collections::BTreeMap;
 use crate::abi::{raw, raw_len, Action};
 use crate::error::HarnessError;
 use crate::headers::Headers;
+use crate::options::HostProfile;
 use crate::plugin::{Plugin, ROOT_CONTEXT};
 use crate::request::{response_headers, HttpOutcome, HttpRequest};
 use crate::state::{LocalReply, StreamState};
@@ -70,6 +71,31 @@ fn hold_body(buffering: &mut bool, body: &mut Vec<u8>, live: &mut bool, action: 
     }
 }
 
+/// Kong: what `proxy_continue_stream(HttpRequest)` (or the end of the stream's calls) does to
+/// a held request: a held headers step moves on to reading the body, a held body step sends
+/// the request upstream.
+fn kong_resume(s: &mut StreamState) {
+    s.request_paused = false;
+    if s.kong_body_delivered {
+        forward_request(s);
+    } else if s.request_ended {
+        kong_body_complete(s);
+    } else {
+        s.kong_body_pending = true;
+    }
+}
+
+/// Kong: the whole request body is in; the body step runs unless the body is empty.
+fn kong_body_complete(s: &mut StreamState) {
+    s.kong_body_pending = false;
+    if s.request_body.is_empty() {
+        s.kong_body_delivered = true;
+        forward_request(s);
+    } else {
+        s.kong_deliver_body = true;
+    }
+}
+
 fn over_limit(limit: Option<usize>, buffered: &[u8], chunk: &[u8]) -> bool {
     limit.is_some_and(|limit| buffered.len().saturating_add(chunk.len()) > limit)
 }
@@ -99,6 +125,10 @@ pub(crate) fn status_of(headers: &Headers) -> Option<u16> {
 }
 
 impl Plugin {
+    fn kong(&self) -> bool {
+        self.store.data().profile == HostProfile::Kong
+    }
+
     pub(crate) fn stream_state(&self, ctx: u32) -> Result<&StreamState, HarnessError> {
         self.store
             .data()
@@ -186,7 +216,9 @@ impl Plugin {
         s.request_headers = headers;
         s.request_headers_live = true;
         let count = s.request_headers.len();
-        let action = self.call_action(Callback::RequestHeaders, ctx, count, end_of_stream)?;
+        // ngx_wasm_module never knows at this point whether a body follows.
+        let eos = end_of_stream && !self.kong();
+        let action = self.call_action(Callback::RequestHeaders, ctx, count, eos)?;
         self.settle(ctx, Phase::Request, action, false)?;
         Ok(action)
     }
@@ -213,6 +245,12 @@ impl Plugin {
             ));
         }
         s.request_ended = end_of_stream;
+        if self.store.data().profile == HostProfile::Kong {
+            return self.kong_request_body(ctx, chunk, end_of_stream, limit);
+        }
+        let Ok(s) = self.stream_state_mut(ctx) else {
+            return Ok(Action::Continue);
+        };
         if s.request_buffering && over_limit(limit, &s.request_body, chunk) {
             s.pending_local_reply = Some(too_large(413, "request_payload_too_large"));
             self.run_deferred()?;
@@ -241,7 +279,8 @@ impl Plugin {
                 "the stream already ended (local response or reset)".to_owned(),
             ));
         }
-        if !s.request_headers_sent || s.request_paused {
+        if !s.request_headers_sent || s.request_paused || s.kong_body_pending || s.kong_deliver_body
+        {
             return Err(HarnessError::Usage(
                 "the request has not gone upstream (the filter holds it), so no response can come"
                     .to_owned(),
@@ -258,8 +297,79 @@ impl Plugin {
         s.response_headers = headers;
         s.response_headers_live = true;
         let count = s.response_headers.len();
-        let action = self.call_action(Callback::ResponseHeaders, ctx, count, end_of_stream)?;
+        let eos = end_of_stream && !self.kong();
+        let action = self.call_action(Callback::ResponseHeaders, ctx, count, eos)?;
         self.settle(ctx, Phase::Response, action, false)?;
+        Ok(action)
+    }
+
+    /// Kong: nginx reads the whole body before the filter sees any of it, and only once the
+    /// headers step let the request go on.
+    fn kong_request_body(
+        &mut self,
+        ctx: u32,
+        chunk: &[u8],
+        end_of_stream: bool,
+        limit: Option<usize>,
+    ) -> Result<Action, HarnessError> {
+        let s = self.stream_state_mut(ctx)?;
+        if over_limit(limit, &s.request_body, chunk) {
+            // nginx's `client_max_body_size`.
+            s.pending_local_reply = Some(too_large(413, "request_payload_too_large"));
+            self.run_deferred()?;
+            return Ok(Action::Pause);
+        }
+        s.request_body.extend_from_slice(chunk);
+        if end_of_stream && s.kong_body_pending && !s.request_paused {
+            kong_body_complete(s);
+        }
+        self.run_deferred()?;
+        let s = self.stream_state(ctx)?;
+        Ok(if s.request_paused {
+            Action::Pause
+        } else {
+            Action::Continue
+        })
+    }
+
+    /// Kong: the body step, with the whole body and `end_of_stream` set.
+    fn kong_deliver_body(&mut self, ctx: u32) -> Result<(), HarnessError> {
+        let s = self.stream_state_mut(ctx)?;
+        s.kong_deliver_body = false;
+        s.kong_body_delivered = true;
+        s.request_body_live = true;
+        let size = s.request_body.len();
+        let action = self.call_action(Callback::RequestBody, ctx, size, true)?;
+        self.settle(ctx, Phase::Request, action, true)
+    }
+
+    /// Kong: response body chunks, and the buffering a pause asks for.
+    fn kong_response_body(
+        &mut self,
+        ctx: u32,
+        chunk: &[u8],
+        end_of_stream: bool,
+    ) -> Result<Action, HarnessError> {
+        let room = self.store.data().response_body_buffers;
+        let s = self.stream_state_mut(ctx)?;
+        if s.kong_replaced {
+            return Ok(Action::Continue);
+        }
+        if s.kong_resp_buffering {
+            s.response_body.extend_from_slice(chunk);
+            if !end_of_stream && s.response_body.len() < room {
+                return Ok(Action::Pause);
+            }
+            s.kong_resp_buffering = false;
+            s.kong_resp_buffered = true;
+        } else {
+            s.response_body.clear();
+            s.response_body.extend_from_slice(chunk);
+        }
+        s.response_body_live = true;
+        let size = s.response_body.len();
+        let action = self.call_action(Callback::ResponseBody, ctx, size, end_of_stream)?;
+        self.settle(ctx, Phase::Response, action, true)?;
         Ok(action)
     }
 
@@ -285,6 +395,12 @@ impl Plugin {
             return Err(HarnessError::Usage("the response already ended".to_owned()));
         }
         s.response_ended = end_of_stream;
+        if self.store.data().profile == HostProfile::Kong {
+            return self.kong_response_body(ctx, chunk, end_of_stream);
+        }
+        let Ok(s) = self.stream_state_mut(ctx) else {
+            return Ok(Action::Continue);
+        };
         if s.response_buffering && over_limit(limit, &s.response_body, chunk) {
             s.pending_local_reply = Some(too_large(500, "response_payload_too_large"));
             self.run_deferred()?;
@@ -309,6 +425,10 @@ impl Plugin {
         action: Action,
         body: bool,
     ) -> Result<(), HarnessError> {
+        if self.kong() {
+            self.kong_settle(ctx, phase, action, body)?;
+            return self.run_deferred();
+        }
         let s = self.stream_state_mut(ctx)?;
         // A reply queued by this very callback wins over its return value.
         let applies = s.reset.is_none()
@@ -345,11 +465,73 @@ impl Plugin {
         self.run_deferred()
     }
 
+    /// ngx_wasm_module's reading of a callback's return value.
+    fn kong_settle(
+        &mut self,
+        ctx: u32,
+        phase: Phase,
+        action: Action,
+        body: bool,
+    ) -> Result<(), HarnessError> {
+        let mut warning = None;
+        let s = self.stream_state_mut(ctx)?;
+        if s.reset.is_some() || s.pending_local_reply.is_some() {
+            return Ok(());
+        }
+        match (phase, action) {
+            (Phase::Request, _) if s.local_reply_details.is_some() => {}
+            (Phase::Request, Action::Continue) if body || s.request_ended => {
+                s.kong_body_delivered = true;
+                forward_request(s);
+            }
+            (Phase::Request, Action::Continue) => {
+                s.request_headers_live = true;
+                s.kong_body_pending = true;
+            }
+            (Phase::Request, _) => s.request_paused = true,
+            (Phase::Response, Action::Continue) => forward_response(s),
+            (Phase::Response, _) if !body => {
+                if let Some((status, replaced)) = s.kong_override.take() {
+                    s.response_code = Some(status);
+                    s.response_headers
+                        .replace(b":status", status.to_string().as_bytes());
+                    s.response_forwarded_body = replaced;
+                    s.response_ended = true;
+                    s.kong_replaced = true;
+                } else {
+                    warning = Some(
+                        "\"ResponseHeaders\" returned \"PAUSE\": local response expected but none produced",
+                    );
+                }
+                forward_response(s);
+            }
+            (Phase::Response, _) if s.kong_resp_buffered || s.response_ended => {
+                if s.kong_resp_buffered {
+                    warning = Some("bad \"ResponseBody\" return action: \"PAUSE\"");
+                }
+                forward_response(s);
+            }
+            (Phase::Response, _) => {
+                // The chunk stays with the host, which collects the rest of the body.
+                s.kong_resp_buffering = true;
+                s.response_paused = true;
+                s.response_body_live = false;
+            }
+        }
+        if let Some(message) = warning {
+            self.store
+                .data_mut()
+                .log(crate::LogLevel::Warn, format!("ngx_wasm_module: {message}"));
+        }
+        Ok(())
+    }
+
     /// Envoy's "after VM call" actions: resume streams the guest continued, deliver local
     /// replies it sent.
     pub(crate) fn run_deferred(&mut self) -> Result<(), HarnessError> {
         loop {
             let host = self.store.data_mut();
+            let kong = host.profile == HostProfile::Kong;
             for s in &mut host.streams {
                 let done = s.reset.is_some() || s.pending_local_reply.is_some();
                 if std::mem::take(&mut s.request_continue)
@@ -357,11 +539,24 @@ impl Plugin {
                     && s.local_reply_details.is_none()
                     && s.request_paused
                 {
-                    forward_request(s);
+                    if kong {
+                        kong_resume(s);
+                    } else {
+                        forward_request(s);
+                    }
                 }
                 if std::mem::take(&mut s.response_continue) && !done && s.response_paused {
                     forward_response(s);
                 }
+            }
+            if let Some(ctx) = host
+                .streams
+                .iter()
+                .find(|s| s.kong_deliver_body && !s.ended())
+                .map(|s| s.id)
+            {
+                self.kong_deliver_body(ctx)?;
+                continue;
             }
             let Some(ctx) = host
                 .streams
@@ -404,7 +599,8 @@ impl Plugin {
         s.response_paused = false;
         let count = s.response_headers.len();
         let has_body = !reply.body.is_empty();
-        let action = self.call_action(Callback::ResponseHeaders, ctx, count, !has_body)?;
+        let eos = !has_body && !self.kong();
+        let action = self.call_action(Callback::ResponseHeaders, ctx, count, eos)?;
         self.settle(ctx, Phase::Response, action, false)?;
         let s = self.stream_state_mut(ctx)?;
         if has_body && s.reset.is_none() {

@@ -7,13 +7,16 @@ use crate::abi::LogLevel;
 use crate::shared::SharedData;
 
 /// Which host the harness imitates. Host quirks (which properties exist, which calls are
-/// supported) hang off this; only Envoy exists so far.
+/// supported, how pauses and bodies behave) hang off this.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum HostProfile {
     /// Envoy with the V8 runtime (proxy-wasm-cpp-host).
     #[default]
     Envoy,
+    /// Kong Gateway 3.4–3.9, whose proxy-wasm host is ngx_wasm_module (see the `kong` module
+    /// docs for every behaviour reproduced and its source).
+    Kong,
 }
 
 /// Everything a plugin is started with. Build it with [`PluginOptions::new`] (or
@@ -53,6 +56,10 @@ pub struct PluginOptions {
     pub random_seed: Option<u64>,
     /// Shared data and queues; pass a clone to several plugins to share them.
     pub shared_data: SharedData,
+    /// Kong profile: the room ngx_wasm_module has for buffering a response body
+    /// (`wasm_response_body_buffers`, default `4 4096`: 16 KiB). A body callback that asked for
+    /// buffering is called again once the body ends or this much is held.
+    pub response_body_buffers: usize,
     /// Envoy's `vm_config.vm_id` (shared data / queue scope, `plugin_vm_id` property).
     pub vm_id: String,
     /// Envoy's plugin `name` (`plugin_name` property).
@@ -76,6 +83,7 @@ impl Default for PluginOptions {
             known_clusters: None,
             random_seed: None,
             shared_data: SharedData::new(),
+            response_body_buffers: 4 * 4096,
             vm_id: String::new(),
             plugin_name: "bridle".to_owned(),
             root_id: String::new(),
@@ -160,6 +168,12 @@ impl PluginOptions {
         clusters: impl IntoIterator<Item = S>,
     ) -> Self {
         self.known_clusters = Some(clusters.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Kong profile: sets the room for a buffered response body.
+    pub fn response_body_buffers(mut self, bytes: usize) -> Self {
+        self.response_body_buffers = bytes;
         self
     }
 

@@ -15,7 +15,7 @@ use crate::error::HarnessError;
 use crate::harness::EPOCH_TICK;
 use crate::http_call::{HttpCall, HttpCallResponse};
 use crate::metrics::MetricValue;
-use crate::options::PluginOptions;
+use crate::options::{HostProfile, PluginOptions};
 use crate::shared::SharedData;
 use crate::state::{HostState, LogEntry};
 use crate::wasi::ProcExit;
@@ -236,8 +236,11 @@ impl Plugin {
             return Ok(None);
         };
         self.store.data_mut().effective = context;
+        let outer = std::mem::replace(&mut self.store.data_mut().callback, callback);
         self.store.set_epoch_deadline(self.budget_ticks);
-        match func.call(&mut self.store, params) {
+        let result = func.call(&mut self.store, params);
+        self.store.data_mut().callback = outer;
+        match result {
             Ok(result) => Ok(Some(result)),
             Err(err) => Err(self.fail(callback, err)),
         }
@@ -480,7 +483,8 @@ impl Plugin {
                 "no pending http call has token `{token}`"
             )));
         };
-        host.http_calls.remove(index);
+        let call = host.http_calls.remove(index);
+        let kong = host.profile == HostProfile::Kong;
         let sizes = match &response {
             Some(r) => (
                 raw_len(r.headers.len()),
@@ -496,7 +500,19 @@ impl Plugin {
                 b"reset".to_vec(),
             ),
         };
-        host.call_response = response;
+        host.call_response = match response {
+            // ngx_wasm_module reports a failed call with no headers, but lets the guest read
+            // why in the `:dispatch_status` pseudo-header.
+            None if kong => Some(HttpCallResponse {
+                headers: crate::headers::Headers::from_pairs([(
+                    ":dispatch_status",
+                    "broken connection",
+                )]),
+                body: Vec::new(),
+                trailers: crate::headers::Headers::new(),
+            }),
+            other => other,
+        };
         // Envoy makes every call on the root context (`http_call` uses `root_context()`), so
         // the response arrives there too; the SDK then switches to the calling context itself
         // (`proxy_set_effective_context`).
@@ -512,6 +528,17 @@ impl Plugin {
         host.call_response = None;
         host.status = (0, Vec::new());
         result?;
+        if kong {
+            // ngx_wasm_module resumes a paused request once its last call is answered.
+            let context = call.context_id;
+            let host = self.store.data_mut();
+            let waiting = host.http_calls.iter().any(|c| c.context_id == context);
+            if let Some(s) = host.stream_mut(context) {
+                if !waiting && s.request_paused {
+                    s.request_continue = true;
+                }
+            }
+        }
         self.run_deferred()
     }
 }

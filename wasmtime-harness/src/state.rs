@@ -14,6 +14,7 @@ use wasmtime::{Memory, StoreLimits, TypedFunc};
 use crate::abi::{BufferType, LogLevel, MapType, Status};
 use crate::headers::Headers;
 use crate::http_call::{HttpCall, HttpCallResponse};
+use crate::kong::Lookup;
 use crate::metrics::Metrics;
 use crate::options::{HostProfile, PluginOptions};
 use crate::shared::SharedData;
@@ -87,6 +88,21 @@ pub(crate) struct StreamState {
     pub(crate) reset: Option<String>,
     /// `on_log` is running: header maps are read-only views.
     pub(crate) access_log: bool,
+
+    /// Kong: the headers step is over and nginx is reading the body; nothing went upstream.
+    pub(crate) kong_body_pending: bool,
+    /// Kong: the body step ran (or there was no body to run it for).
+    pub(crate) kong_body_delivered: bool,
+    /// Kong: the whole body arrived while the body step was due; deliver it after this call.
+    pub(crate) kong_deliver_body: bool,
+    /// Kong: the response body is being buffered at the filter's request.
+    pub(crate) kong_resp_buffering: bool,
+    /// Kong: the filter already had its buffered response body; another pause is ignored.
+    pub(crate) kong_resp_buffered: bool,
+    /// Kong: a local response from `on_response_headers` (status, body) rewrites the response.
+    pub(crate) kong_override: Option<(u16, Vec<u8>)>,
+    /// Kong: the response was rewritten; the upstream's body is discarded.
+    pub(crate) kong_replaced: bool,
 }
 
 impl StreamState {
@@ -140,6 +156,10 @@ pub(crate) struct HostState {
     pub(crate) plugin_config: Vec<u8>,
     /// `on_configure` is running (Envoy only exposes the plugin configuration then).
     pub(crate) in_configure: bool,
+    /// The guest export being called (`proxy_on_tick`, ...); empty between calls.
+    pub(crate) callback: &'static str,
+    /// Kong profile: room for a buffered response body (`wasm_response_body_buffers`).
+    pub(crate) response_body_buffers: usize,
 
     pub(crate) tick_period: Option<Duration>,
     pub(crate) streams: Vec<StreamState>,
@@ -183,6 +203,8 @@ impl HostState {
             vm_config: opts.vm_config,
             plugin_config: opts.plugin_config,
             in_configure: false,
+            callback: "",
+            response_body_buffers: opts.response_body_buffers,
             tick_period: None,
             streams: Vec::new(),
             known_clusters: opts.known_clusters,
@@ -333,24 +355,35 @@ impl HostState {
         }
     }
 
-    /// Writes the value of a property into `out`; `false` if there is none.
-    ///
-    /// Lookup order: the stream's own properties (per request, and those the guest set), the
-    /// plugin's properties, then what the host profile derives (Envoy: `request.*` from the
-    /// current request headers, `response.code`, `plugin_name`, `plugin_root_id`,
-    /// `plugin_vm_id`). Anything else is `NotFound`, as in Envoy.
+    /// Writes the value of a property into `out`; `false` if there is none (or the host
+    /// fails the lookup, see [`HostState::lookup_property`]).
+    #[cfg(test)]
     pub(crate) fn property_into(&self, path: &[String], out: &mut Vec<u8>) -> bool {
+        self.lookup_property(path, out) == Lookup::Found
+    }
+
+    /// Looks a property up as the profile's host does.
+    ///
+    /// Envoy: the stream's own properties (per request, and those the guest set), the
+    /// plugin's properties, then what Envoy derives (`request.*` from the current request
+    /// headers, `response.code`, `plugin_name`, `plugin_root_id`, `plugin_vm_id`); anything
+    /// else is `NotFound`. Kong: see [`crate::kong`].
+    pub(crate) fn lookup_property(&self, path: &[String], out: &mut Vec<u8>) -> Lookup {
+        if self.profile == HostProfile::Kong {
+            return self.kong_property(path, out);
+        }
         let stream = self.effective_stream();
-        if let Some(value) = stream.and_then(|s| s.properties.get(path)) {
+        let supplied = stream
+            .and_then(|s| s.properties.get(path))
+            .or_else(|| self.properties.get(path));
+        if let Some(value) = supplied {
             out.extend_from_slice(value);
-            return true;
+            return Lookup::Found;
         }
-        if let Some(value) = self.properties.get(path) {
-            out.extend_from_slice(value);
-            return true;
-        }
-        match self.profile {
-            HostProfile::Envoy => self.envoy_property(stream, path, out),
+        if self.envoy_property(stream, path, out) {
+            Lookup::Found
+        } else {
+            Lookup::NotFound
         }
     }
 

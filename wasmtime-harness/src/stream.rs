@@ -158,8 +158,13 @@ impl<'p> HttpStream<'p> {
 
     /// The request went upstream: headers sent, not held, no local response.
     pub fn is_forwarded(&self) -> bool {
-        self.state()
-            .is_some_and(|s| s.request_headers_sent && !s.request_paused && !s.ended())
+        self.state().is_some_and(|s| {
+            s.request_headers_sent
+                && !s.request_paused
+                && !s.kong_body_pending
+                && !s.kong_deliver_body
+                && !s.ended()
+        })
     }
 
     /// The filter reset the stream (`proxy_close_stream`).

@@ -4,11 +4,12 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use bridle_core::tools_list::ToolsListFilter;
-use bridle_core::{Authorizer, ConnectionFacts, Decision, RequestView};
+use bridle_core::{Authorizer, ConnectionFacts, Decision, Outcome, RequestView};
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, LogLevel};
 
 use crate::audit::AuditOutputs;
+use crate::capabilities::{self, HostKind, NginxBody};
 use crate::host::{log, ProxyHost};
 use crate::metrics::Metrics;
 
@@ -28,6 +29,10 @@ pub struct BridleFilter {
     /// Set for an allowed MCP `tools/list`: the response body is filtered.
     tools_filter: Option<ToolsListFilter>,
     response_content_type: String,
+    /// The response body was held for `tools/list` filtering once already.
+    response_held: bool,
+    /// The rest of a response that could not be filtered is dropped.
+    drop_response: bool,
 }
 
 const UNAVAILABLE: &[u8] =
@@ -47,6 +52,8 @@ impl BridleFilter {
             response_headers: Vec::new(),
             tools_filter: None,
             response_content_type: String::new(),
+            response_held: false,
+            drop_response: false,
         }
     }
 
@@ -89,6 +96,23 @@ impl BridleFilter {
             503,
             vec![("content-type", "application/json")],
             Some(UNAVAILABLE),
+        );
+        Action::Pause
+    }
+
+    /// A refusal Bridle answers itself, outside any decision: the configuration needs what
+    /// this host cannot do, or the request cannot be held safely here.
+    fn refuse(&self, status: u32, error: &str, reason: &str, outcome: Outcome) -> Action {
+        log(
+            LogLevel::Error,
+            &format!("bridle: {reason}; refusing request"),
+        );
+        self.metrics.count(outcome, None);
+        let body = serde_json::json!({"error": error, "reasons": [reason]}).to_string();
+        self.send_http_response(
+            status,
+            vec![("content-type", "application/json")],
+            Some(body.as_bytes()),
         );
         Action::Pause
     }
@@ -153,12 +177,20 @@ impl Context for BridleFilter {}
 
 impl HttpContext for BridleFilter {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
-        let Some((peer_uri_san, host_proof)) = self.with_authorizer(|a| {
+        let host = capabilities::host_kind();
+        let Some((peer_uri_san, host_proof, unsupported)) = self.with_authorizer(|a| {
             let settings = a.settings();
-            (settings.peer_uri_san, settings.host_proof_property.clone())
+            (
+                settings.peer_uri_san,
+                settings.host_proof_property.clone(),
+                capabilities::unsupported(host, settings, a.audit_settings()),
+            )
         }) else {
             return self.unavailable("no usable configuration");
         };
+        if let Some(reason) = unsupported {
+            return self.refuse(503, "unavailable", reason, Outcome::Unavailable);
+        }
         let mut view = self.request_view(peer_uri_san, host_proof.as_deref());
         let Some(limit) = self.with_authorizer(|a| a.body_limit(&view)) else {
             return self.unavailable("authorizer unavailable");
@@ -170,9 +202,35 @@ impl HttpContext for BridleFilter {
                     .and_then(|v| v.trim().parse::<usize>().ok());
                 if declared.is_some_and(|length| length > limit) {
                     self.with_host(|a, h| a.refuse_oversized(&view, limit, h))
-                } else {
+                } else if host == HostKind::Envoy {
                     self.pending = Some(Pending { view, limit });
                     return Action::Pause;
+                } else {
+                    // ngx_wasm_module never delivers a body to a filter that holds the
+                    // headers (the request would hang), and reports no end of stream here;
+                    // it reads the whole body before anything goes upstream and then runs
+                    // the body step, so the headers step lets the request go on.
+                    let length = self.get_http_request_header("content-length");
+                    let chunked = self.get_http_request_header("transfer-encoding").is_some();
+                    match capabilities::nginx_body(length.as_deref(), chunked) {
+                        NginxBody::Coming => {
+                            self.pending = Some(Pending { view, limit });
+                            return Action::Continue;
+                        }
+                        NginxBody::None => {
+                            view.body = Some(Vec::new());
+                            self.with_host(|a, h| a.decide(&view, h))
+                        }
+                        NginxBody::Unknown => {
+                            return self.refuse(
+                                411,
+                                "length_required",
+                                "this route's requests are decided on their body, which this host (ngx_wasm_module, Kong) \
+                                 can only hold with a content-length header",
+                                Outcome::BadRequest,
+                            )
+                        }
+                    }
                 }
             }
             Some(_) => {
@@ -231,10 +289,32 @@ impl HttpContext for BridleFilter {
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if self.drop_response {
+            self.set_http_response_body(0, body_size, b"");
+            return Action::Continue;
+        }
         if self.tools_filter.is_none() {
             return Action::Continue;
         }
         if !end_of_stream {
+            if self.response_held && capabilities::host_kind() == HostKind::Nginx {
+                // ngx_wasm_module's response buffers are full: it hands over part of the body
+                // and will not hold the rest. Unfiltered tools must not reach the caller.
+                log(
+                    LogLevel::Error,
+                    "bridle: tools/list response is larger than the host's response buffers \
+                     (nginx_http_wasm_response_body_buffers); replaced by an error",
+                );
+                self.tools_filter = None;
+                self.drop_response = true;
+                self.set_http_response_body(
+                    0,
+                    body_size,
+                    br#"{"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":"bridle: tools/list response too large to filter on this host"}}"#,
+                );
+                return Action::Continue;
+            }
+            self.response_held = true;
             return Action::Pause;
         }
         let Some(filter) = self.tools_filter.take() else {

@@ -3,6 +3,7 @@
 
 mod audit;
 mod bundle;
+mod capabilities;
 mod control;
 mod feed;
 mod filter;

@@ -1,0 +1,107 @@
+//! Which proxy-wasm host runs the filter, and the settings a host cannot honour.
+//!
+//! Envoy and Kong's ngx_wasm_module implement the same ABI differently. Where Bridle depends
+//! on a difference — holding a request until its body is read, host properties, filter state —
+//! it asks the host once which one it is, instead of guessing from the configuration. A
+//! setting the host cannot honour refuses requests with a reason naming it (503), never lets
+//! them through unchecked.
+
+use std::cell::Cell;
+
+use bridle_core::authorizer::Settings;
+use bridle_core::config::RawAudit;
+use proxy_wasm::hostcalls;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostKind {
+    /// Envoy (proxy-wasm-cpp-host), and any host that behaves like it.
+    Envoy,
+    /// ngx_wasm_module (Kong Gateway): no request body until the headers step continued, no
+    /// filter state, no Envoy connection or metadata attributes.
+    Nginx,
+}
+
+impl HostKind {
+    /// Asks the host from an HTTP context. `request.is_subrequest` is an ngx_wasm_module
+    /// attribute Envoy does not have (Envoy answers `NotFound`).
+    fn probe() -> Self {
+        match hostcalls::get_property(vec!["request", "is_subrequest"]) {
+            Ok(Some(_)) => HostKind::Nginx,
+            _ => HostKind::Envoy,
+        }
+    }
+}
+
+thread_local! {
+    /// The host kind, learned on the first request; a VM never changes hosts.
+    static KIND: Cell<Option<HostKind>> = const { Cell::new(None) };
+}
+
+/// The host this filter runs in. Call from an HTTP context only (the probe reads a request
+/// attribute).
+pub fn host_kind() -> HostKind {
+    KIND.with(|kind| {
+        if let Some(known) = kind.get() {
+            return known;
+        }
+        let probed = HostKind::probe();
+        kind.set(Some(probed));
+        probed
+    })
+}
+
+/// The first configured setting this host cannot honour, as a reason for the caller and the
+/// log; `None` when the host can do everything the configuration asks.
+pub fn unsupported(kind: HostKind, settings: &Settings, audit: &RawAudit) -> Option<&'static str> {
+    if kind != HostKind::Nginx {
+        return None;
+    }
+    if settings.peer_uri_san {
+        return Some(
+            "configuration field `connection.peer_uri_san` needs the mTLS peer certificate's URI SAN, \
+             which this host (ngx_wasm_module, Kong) does not provide",
+        );
+    }
+    if settings
+        .host_proof_property
+        .as_ref()
+        .is_some_and(|path| path.first().map(String::as_str) == Some("metadata"))
+    {
+        return Some(
+            "configuration field `identity.host_verification.proof_property` names Envoy dynamic metadata, \
+             which this host (ngx_wasm_module, Kong) does not have",
+        );
+    }
+    if audit.filter_state {
+        return Some(
+            "configuration field `audit.filter_state` needs host filter state, \
+             which this host (ngx_wasm_module, Kong) does not have",
+        );
+    }
+    None
+}
+
+/// How an ngx_wasm_module host will deliver a request's body, judged from its headers: it
+/// calls the body step only for a non-empty body, and never before the headers step let the
+/// request go on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NginxBody {
+    /// `content-length` > 0: the body step will run with the whole body.
+    Coming,
+    /// No body: decide now on an empty one.
+    None,
+    /// Chunked, length unknown: an empty body would skip the body step and reach the upstream
+    /// undecided, so such a request is refused (411).
+    Unknown,
+}
+
+pub fn nginx_body(content_length: Option<&str>, transfer_encoding: bool) -> NginxBody {
+    match content_length.map(|v| v.trim().parse::<u64>()) {
+        Some(Ok(0)) => NginxBody::None,
+        Some(Ok(_)) => NginxBody::Coming,
+        // A malformed length never reaches a filter in nginx (400); be safe anyway.
+        Some(Err(_)) => NginxBody::Unknown,
+        None if transfer_encoding => NginxBody::Unknown,
+        None => NginxBody::None,
+    }
+}

@@ -1,8 +1,9 @@
 // Bridle for Web-standard runtimes (Cloudflare Workers, Deno, Node, browsers).
 //
 // Construct an authorizer once from the same configuration JSON the proxy-wasm filter takes,
-// then decide on a Request. The answer is tagged: {decision: {...}, audit} or {error}.
-import { initSync, Authorizer as WasmAuthorizer } from "./pkg/bridle_web.js";
+// then decide on a Request. The answer is tagged: {decision, status, reasons, headers, audit, …}
+// or {error}; `decide` never throws.
+import initAsync, { initSync, Authorizer as WasmAuthorizer } from "./pkg/bridle_web.js";
 
 let initialized = false;
 
@@ -14,79 +15,104 @@ export function initBridle(module) {
   }
 }
 
+/** Instantiates the module from a URL, Response or bytes (default: the .wasm beside the glue). */
+export async function loadBridle(source) {
+  if (!initialized) {
+    await initAsync(source === undefined ? undefined : { module_or_path: source });
+    initialized = true;
+  }
+}
+
+// Decision ids are unique per authorizer from a Web Crypto seed.
 function seed() {
   const words = new Uint32Array(2);
   crypto.getRandomValues(words);
   return words;
 }
 
+function failure(err) {
+  return { error: { message: err instanceof Error ? err.message : String(err) } };
+}
+
 export class Authorizer {
+  #inner;
+
   /** @param {string | object} config the Bridle configuration; throws an Error naming a bad field */
   constructor(config) {
+    if (!initialized) throw new Error("bridle: call initBridle or loadBridle first");
     const json = typeof config === "string" ? config : JSON.stringify(config);
     const [hi, lo] = seed();
-    this.inner = new WasmAuthorizer(json, hi, lo);
+    this.#inner = new WasmAuthorizer(json, hi, lo);
   }
 
   /**
-   * Decides on a Web Request (the body is read only when the route needs it, e.g. MCP).
-   * @returns {Promise<{decision: object, audit: object} | {error: {message: string}}>}
+   * Decides on a Web Request (the body is read only when the route needs it, e.g. MCP). The
+   * clock is the runtime's (`Date.now()`).
    */
   async decide(request, { peerUriSan } = {}) {
-    const url = new URL(request.url);
-    const view = {
-      method: request.method,
-      scheme: url.protocol.replace(/:$/, ""),
-      authority: url.host,
-      path: url.pathname + url.search,
-      headers: [...request.headers.entries()],
-      body: null,
-      peer_uri_san: peerUriSan ?? null,
-    };
-    const limit = this.inner.bodyLimit(view.method, view.path);
-    if (limit >= 0) {
-      const declared = Number(request.headers.get("content-length") ?? "0");
-      const bytes = declared > limit ? null : new Uint8Array(await request.clone().arrayBuffer());
-      if (bytes === null || bytes.byteLength > limit) {
-        return JSON.parse(this.inner.refuseOversized(JSON.stringify(view), limit, Date.now()));
+    try {
+      const url = new URL(request.url);
+      const view = {
+        method: request.method,
+        scheme: url.protocol.replace(/:$/, ""),
+        authority: url.host,
+        path: url.pathname + url.search,
+        headers: [...request.headers.entries()],
+        body: null,
+        peer_uri_san: peerUriSan ?? null,
+      };
+      const limit = this.#inner.bodyLimit(view.method, view.path);
+      if (limit >= 0) {
+        const declared = Number(request.headers.get("content-length") ?? "0");
+        const bytes = declared > limit ? null : new Uint8Array(await request.clone().arrayBuffer());
+        if (bytes === null || bytes.byteLength > limit) {
+          return JSON.parse(this.#inner.refuseOversized(JSON.stringify(view), limit, Date.now()));
+        }
+        view.body = new TextDecoder("utf-8", { fatal: false }).decode(bytes);
       }
-      view.body = new TextDecoder("utf-8", { fatal: false }).decode(bytes);
+      return JSON.parse(this.#inner.decide(JSON.stringify(view), Date.now()));
+    } catch (err) {
+      return failure(err);
     }
-    return JSON.parse(this.inner.decide(JSON.stringify(view), Date.now()));
   }
 
-  /** The Response for a refusal (status, JSON body, decision id and challenge headers). */
+  /** The Response for a refusal (status, JSON body, decision id and challenge headers); fails closed on {error}. */
   static refusal(answer) {
-    const d = answer.decision;
-    if (!d) {
-      return new Response(JSON.stringify({ error: "unavailable", reasons: [answer.error?.message ?? "no decision"] }), {
+    if ("error" in answer) {
+      return new Response(JSON.stringify({ error: "unavailable", reasons: [answer.error.message] }), {
         status: 503,
         headers: { "content-type": "application/json" },
       });
     }
     const headers = new Headers({ "content-type": "application/json" });
-    for (const [name, value] of d.response_headers) headers.set(name, value);
-    return new Response(d.body, { status: d.status, headers });
+    for (const [name, value] of answer.headers.response) headers.set(name, value);
+    return new Response(answer.body, { status: answer.status, headers });
   }
 
   /** The request to forward upstream: credentials removed, policy and decision headers set. */
   static upstreamRequest(request, answer, origin) {
-    const d = answer.decision;
+    if (!("decision" in answer) || !answer.forward) throw new Error("bridle: the answer does not forward");
     const url = new URL(request.url);
     const target = origin ? new URL(url.pathname + url.search, origin) : url;
     const headers = new Headers(request.headers);
-    for (const name of d.remove_headers) headers.delete(name);
-    for (const [name, value] of d.set_headers) headers.set(name, value);
-    return new Request(target, { method: request.method, headers, body: request.body, duplex: "half" });
+    for (const name of answer.headers.remove) headers.delete(name);
+    for (const [name, value] of answer.headers.upstream) headers.set(name, value);
+    const body = request.method === "GET" || request.method === "HEAD" ? undefined : request.body;
+    return new Request(target, { method: request.method, headers, body, duplex: "half", redirect: "manual" });
   }
 
-  /** Guards one request: refuses it, or forwards it with `fetchUpstream`. */
-  async guard(request, fetchUpstream, origin) {
-    const answer = await this.decide(request);
-    if (!answer.decision || !answer.decision.forward) return Authorizer.refusal(answer);
+  /** Guards one request: refuses it, or forwards it with `fetchUpstream` (default `fetch`). */
+  async guard(request, fetchUpstream = fetch, { origin, peerUriSan } = {}) {
+    const answer = await this.decide(request, { peerUriSan });
+    if (!("decision" in answer) || !answer.forward) return Authorizer.refusal(answer);
     const upstream = await fetchUpstream(Authorizer.upstreamRequest(request, answer, origin));
     const response = new Response(upstream.body, upstream);
-    for (const [name, value] of answer.decision.response_headers) response.headers.set(name, value);
+    for (const [name, value] of answer.headers.response) response.headers.set(name, value);
     return response;
+  }
+
+  /** Frees the module memory this authorizer holds. */
+  free() {
+    this.#inner.free();
   }
 }

@@ -13,13 +13,15 @@ const bearer = async (sub, claims = {}) => `Bearer ${await issuer.mint({ sub, au
 test("an allowed request is forwarded without its credential", async () => {
   const request = new Request("https://api.internal/api/reports/q3", { headers: { authorization: await bearer(RESEARCH), "x-trace": "t1" } });
   const answer = await authorizer.decide(request);
-  assert.equal(answer.decision.outcome, "allow");
-  assert.equal(answer.decision.forward, true);
+  assert.equal(answer.decision, "allow");
+  assert.equal(answer.status, 200);
+  assert.equal(answer.forward, true);
+  assert.deepEqual(answer.headers.remove, ["authorization"]);
   const upstream = Authorizer.upstreamRequest(request, answer, "http://origin.internal");
   assert.equal(upstream.url, "http://origin.internal/api/reports/q3");
   assert.equal(upstream.headers.get("authorization"), null);
   assert.equal(upstream.headers.get("x-bridle-agent"), RESEARCH);
-  assert.equal(upstream.headers.get("x-bridle-decision-id"), answer.decision.decision_id);
+  assert.equal(upstream.headers.get("x-bridle-decision-id"), answer.decision_id);
   assert.equal(answer.audit.agent.spiffe_id, RESEARCH);
 });
 
@@ -51,6 +53,15 @@ test("bad tokens are 401 with a challenge and never forwarded", async () => {
   }
 });
 
+test("a request that cannot be read is an {error} answer, refused 503", async () => {
+  const answer = await authorizer.decide({ method: "GET", url: "not a url", headers: new Headers() });
+  assert.match(answer.error.message, /URL/i);
+  assert.equal(answer.decision, undefined);
+  const response = Authorizer.refusal(answer);
+  assert.equal(response.status, 503);
+  assert.throws(() => Authorizer.upstreamRequest(new Request("https://a.internal/"), answer), /does not forward/);
+});
+
 test("a bad configuration throws an Error naming the field", () => {
   const config = agentsConfig(issuer);
   config.issuers[0].audiance = ["x"];
@@ -66,11 +77,11 @@ test("MCP bodies are read and judged; oversized ones are 413", async () => {
   const call = (tool, args, extra = {}) => ({ method: "POST", headers: { "content-type": "application/json", ...extra }, body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: tool, arguments: args } }) });
   const auth = { authorization: await bearer(RESEARCH) };
   const ok = await mcp.decide(new Request("https://mcp.internal/mcp", call("read_report", { id: "q3" }, auth)));
-  assert.equal(ok.decision.outcome, "allow", JSON.stringify(ok.decision.reasons));
+  assert.equal(ok.decision, "allow", JSON.stringify(ok.reasons));
   const denied = await mcp.decide(new Request("https://mcp.internal/mcp", call("deploy_service", { env: "prod" }, auth)));
-  assert.equal(denied.decision.status, 403);
+  assert.equal(denied.status, 403);
   const mismatch = await mcp.decide(new Request("https://mcp.internal/mcp", call("read_report", {}, { ...auth, "mcp-name": "deploy_service" })));
-  assert.equal(mismatch.decision.status, 400);
+  assert.equal(mismatch.status, 400);
   const big = await mcp.decide(new Request("https://mcp.internal/mcp", call("read_report", { pad: "x".repeat(1000) }, auth)));
-  assert.equal(big.decision.status, 413);
+  assert.equal(big.status, 413);
 });

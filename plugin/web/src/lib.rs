@@ -2,10 +2,11 @@
 //!
 //! The JavaScript side (`edge/bridle.mjs`) turns a Web `Request` into the JSON request view,
 //! supplies the runtime's clock and Web Crypto randomness, and gets a tagged answer back:
-//! `{"decision": …}` or `{"error": …}`, never a bare string.
+//! `{decision, status, reasons, headers, audit, …}` or `{error}`, never a bare string.
 
 use bridle_core::{
-    AuditEvent, AuditSink, Clock, ConnectionFacts, MemoryOnceStore, Once, OnceStore, RequestView,
+    AuditEvent, AuditSink, Clock, ConnectionFacts, Decision, MemoryOnceStore, Once, OnceStore,
+    RequestView,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -129,35 +130,18 @@ impl Authorizer {
     }
 
     /// Decides on one request (JSON request view, the runtime's clock in ms). Returns a JSON
-    /// tagged answer: `{"decision": {outcome, status, forward, reasons, decision_id,
-    /// set_headers, remove_headers, response_headers, body}, "audit": event}` or `{"error"}`.
+    /// tagged answer: `{decision, status, forward, dry_run, reasons, decision_id, headers:
+    /// {upstream, remove, response}, body, audit}` or `{error: {message}}`.
     pub fn decide(&mut self, request_json: &str, now_ms: f64) -> String {
         let request: WebRequest = match serde_json::from_str(request_json) {
             Ok(request) => request,
             Err(err) => return error(format!("request view is not valid: {err}")),
         };
-        let view = RequestView::from(request);
         self.host.now_ms = now_ms;
-        let decision = self.inner.decide(&view, &mut self.host);
-        let audit = self.host.events.pop().unwrap_or(Value::Null);
-        self.host.events.clear();
-        let forward = decision.forwards();
-        json!({
-            "decision": {
-                "outcome": decision.outcome.as_str(),
-                "status": decision.status(),
-                "forward": forward,
-                "dry_run": decision.dry_run,
-                "reasons": decision.reasons,
-                "decision_id": decision.decision_id,
-                "set_headers": decision.upstream_headers,
-                "remove_headers": decision.remove_headers,
-                "response_headers": decision.response_headers,
-                "body": if forward { Value::Null } else { Value::from(decision.refusal_body()) },
-            },
-            "audit": audit,
-        })
-        .to_string()
+        let decision = self
+            .inner
+            .decide(&RequestView::from(request), &mut self.host);
+        self.answer(&decision)
     }
 
     /// The refusal for a body over [`Authorizer::body_limit`], audited like any decision.
@@ -173,21 +157,37 @@ impl Authorizer {
         let decision =
             self.inner
                 .refuse_oversized(&RequestView::from(request), limit, &mut self.host);
+        self.answer(&decision)
+    }
+}
+
+impl Authorizer {
+    /// The tagged answer for one decision, with the audit event it produced.
+    fn answer(&mut self, decision: &Decision) -> String {
         let audit = self.host.events.pop().unwrap_or(Value::Null);
         self.host.events.clear();
+        let forward = decision.forwards();
+        let (upstream, remove) = if forward {
+            (
+                decision.upstream_headers.clone(),
+                decision.remove_headers.clone(),
+            )
+        } else {
+            (Vec::new(), Vec::new())
+        };
         json!({
-            "decision": {
-                "outcome": decision.outcome.as_str(),
-                "status": decision.status(),
-                "forward": false,
-                "dry_run": false,
-                "reasons": decision.reasons,
-                "decision_id": decision.decision_id,
-                "set_headers": [],
-                "remove_headers": [],
-                "response_headers": decision.response_headers,
-                "body": decision.refusal_body(),
+            "decision": decision.outcome.as_str(),
+            "status": decision.status(),
+            "forward": forward,
+            "dry_run": decision.dry_run,
+            "reasons": decision.reasons,
+            "decision_id": decision.decision_id,
+            "headers": {
+                "upstream": upstream,
+                "remove": remove,
+                "response": decision.response_headers,
             },
+            "body": if forward { Value::Null } else { Value::from(decision.refusal_body()) },
             "audit": audit,
         })
         .to_string()

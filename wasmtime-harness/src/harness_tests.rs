@@ -207,8 +207,19 @@ mod guest_memory {
 mod kong_profile {
     use crate::{Harness, HarnessError, HostProfile, PluginOptions};
 
+    /// `body` behind its length (unsigned LEB128).
     fn with_len(body: Vec<u8>) -> Vec<u8> {
-        let mut out = vec![u8::try_from(body.len()).unwrap()];
+        let mut out = Vec::new();
+        let mut len = body.len();
+        loop {
+            let byte = u8::try_from(len & 0x7f).unwrap();
+            len >>= 7;
+            if len == 0 {
+                out.push(byte);
+                break;
+            }
+            out.push(byte | 0x80);
+        }
         out.extend(body);
         out
     }
@@ -262,6 +273,102 @@ mod kong_profile {
         let malloc = with_len(vec![0, 0x41, 0, 0x0b]);
         section(&mut wasm, 10, &[init, malloc]);
         wasm
+    }
+
+    /// A filter whose `proxy_on_request_headers` returns `request` and
+    /// `proxy_on_response_headers` returns `response` (0 Continue, 1 Pause); no other callback.
+    fn pausing(request: u8, response: u8) -> Vec<u8> {
+        let mut wasm = b"\0asm\x01\0\0\0".to_vec();
+        section(
+            &mut wasm,
+            1,
+            &[
+                vec![0x60, 0, 0],
+                vec![0x60, 1, 0x7f, 1, 0x7f],
+                vec![0x60, 2, 0x7f, 0x7f, 0],
+                vec![0x60, 3, 0x7f, 0x7f, 0x7f, 1, 0x7f],
+            ],
+        );
+        section(&mut wasm, 3, &[vec![0], vec![1], vec![2], vec![3], vec![3]]);
+        section(&mut wasm, 5, &[vec![0, 1]]);
+        let export = |n: &str, kind: u8, index: u8| {
+            let mut e = name(n);
+            e.extend([kind, index]);
+            e
+        };
+        section(
+            &mut wasm,
+            7,
+            &[
+                export("proxy_abi_version_0_2_1", 0, 0),
+                export("_initialize", 0, 0),
+                export("malloc", 0, 1),
+                export("proxy_on_context_create", 0, 2),
+                export("proxy_on_request_headers", 0, 3),
+                export("proxy_on_response_headers", 0, 4),
+                export("memory", 2, 0),
+            ],
+        );
+        section(
+            &mut wasm,
+            10,
+            &[
+                with_len(vec![0, 0x0b]),
+                with_len(vec![0, 0x41, 0, 0x0b]),
+                with_len(vec![0, 0x0b]),
+                with_len(vec![0, 0x41, request, 0x0b]),
+                with_len(vec![0, 0x41, response, 0x0b]),
+            ],
+        );
+        wasm
+    }
+
+    #[test]
+    fn a_request_paused_at_its_headers_gets_its_body_only_in_envoy() {
+        let request = crate::HttpRequest::post("/").body("hello");
+        let harness = Harness::from_bytes(&pausing(1, 0)).unwrap();
+        // Envoy (with allow_on_headers_stop_iteration) still delivers the body; the body
+        // callback (absent: Continue) lets the request go.
+        let mut envoy = harness.start(PluginOptions::new()).unwrap();
+        assert!(envoy.request(&request).unwrap().is_forwarded());
+        // ngx_wasm_module reads no body while the headers step is held: the request hangs.
+        let mut kong = harness
+            .start(PluginOptions::new().profile(HostProfile::Kong))
+            .unwrap();
+        let err = kong.request(&request).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                HarnessError::Stalled {
+                    phase: "request",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_response_cannot_be_held_in_kong() {
+        let harness = Harness::from_bytes(&pausing(0, 1)).unwrap();
+        let request = crate::HttpRequest::get("/");
+        let mut envoy = harness.start(PluginOptions::new()).unwrap();
+        let err = envoy.request(&request).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                HarnessError::Stalled {
+                    phase: "response",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let mut kong = harness
+            .start(PluginOptions::new().profile(HostProfile::Kong))
+            .unwrap();
+        assert!(kong.request(&request).unwrap().is_forwarded());
+        assert!(kong.log_contains("local response expected but none produced"));
     }
 
     #[test]

@@ -28,6 +28,11 @@
 //!   `malloc`); empty values come back as a null pointer, like Envoy;
 //! - WASI: only what Envoy gives (no files, args or environment; stdout/stderr become logs).
 //!
+//! [`HostProfile::Kong`] imitates Kong Gateway's host, ngx_wasm_module, instead: its
+//! properties, the host functions it leaves unimplemented (they trap), request bodies held
+//! until the headers step continued, response phases that cannot be held, response body
+//! buffering and `proxy_http_call` to hosts (see the `kong` module).
+//!
 //! Not modelled: gRPC calls and streams (a module importing them is refused at load),
 //! trailers and metadata, TCP streams, foreign functions (all `NotFound`), headers Envoy
 //! adds on its own (`x-request-id`, `x-forwarded-proto`, ...).

@@ -86,6 +86,29 @@ else
   exit 1
 fi
 
+# --- edge runtimes and tools (npm, pinned in edge/package-lock.json): TypeScript, workerd via
+# Miniflare, wrangler, Deno, playwright-core; only when node_modules misses this lock. `npm install`
+# (which keeps the lock's versions) rather than `npm ci`: npm 11 records only this platform's
+# optional `@deno/*` binary in the lock and then `npm ci` refuses the lock as out of sync.
+edge_lock_hash="$(sha256sum "$root/edge/package-lock.json" | cut -d' ' -f1)"
+if [ "$(cat "$root/edge/node_modules/.bridle-lock" 2>/dev/null || true)" = "$edge_lock_hash" ]; then
+  echo "edge npm packages: present"
+else
+  (cd "$root/edge" && npm install --no-audit --no-fund --loglevel=error)
+  echo "$edge_lock_hash" > "$root/edge/node_modules/.bridle-lock"
+  echo "edge npm packages: installed"
+fi
+
+# --- Chromium (Debian) for the browser tests; playwright-core drives it, no browser download
+if [ -x /usr/bin/chromium ]; then
+  echo "chromium: present ($(/usr/bin/chromium --version 2>/dev/null || true))"
+else
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  echo "chromium: installed"
+fi
+
 # --- wrk (benchmarks only) --------------------------------------------------------------------
 if $bench; then
   if command -v wrk >/dev/null 2>&1; then

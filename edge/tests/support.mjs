@@ -1,5 +1,6 @@
 // Shared by the edge tests: load the module, mint tokens with Web Crypto, build configurations
 // from the shipped policy.
+import { Buffer } from "node:buffer";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { dirname, join } from "node:path";

@@ -573,3 +573,11 @@ fn control_plane_calls_go_to_a_host_and_failures_fail_closed() {
     assert_eq!(stale.status(), 503, "{}", stale.body_text());
     assert!(!plugin.is_failed());
 }
+
+#[test]
+fn kong_never_delivers_queue_ready() {
+    let issuer = demo::issuer().unwrap();
+    let mut plugin = kong(&allow_all(&issuer).build());
+    let err = plugin.deliver_queue_ready().unwrap_err();
+    assert!(err.to_string().contains("on_queue_ready"), "{err}");
+}

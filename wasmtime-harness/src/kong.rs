@@ -35,6 +35,9 @@
 //!   goes to the client. `proxy_continue_stream(HttpResponse)` is accepted and does nothing.
 //! - A local response from `on_response_headers` replaces the status and body (a line feed is
 //!   appended to the body); from `on_response_body` it traps ("response already sent").
+//! - Shared data and shared queues work (`on_queue_ready` is never called). A trap fails the
+//!   request with `500` (Envoy, fail-closed: `503`); ngx_wasm_module then replaces the
+//!   instance, which the harness does not model (it keeps the VM failed, as Envoy does).
 
 use crate::state::{HostState, StreamState};
 

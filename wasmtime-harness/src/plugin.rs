@@ -382,8 +382,14 @@ impl Plugin {
 
     /// Delivers `proxy_on_queue_ready` for every queue this plugin registered that received
     /// items since the last delivery; returns how many were delivered.
+    /// Kong (ngx_wasm_module) never calls `proxy_on_queue_ready`: a usage error there.
     pub fn deliver_queue_ready(&mut self) -> Result<usize, HarnessError> {
         let host = self.store.data();
+        if host.profile == HostProfile::Kong {
+            return Err(HarnessError::Usage(
+                "ngx_wasm_module (Kong) never calls proxy_on_queue_ready".to_owned(),
+            ));
+        }
         let ready = host.shared.take_ready(host.uid);
         for id in &ready {
             let on_ready = self.exports.on_queue_ready.clone();

@@ -92,13 +92,15 @@ export class Authorizer {
   /** The request to forward upstream: credentials removed, policy and decision headers set. */
   static upstreamRequest(request, answer, origin) {
     if (!("decision" in answer) || !answer.forward) throw new Error("bridle: the answer does not forward");
-    const url = new URL(request.url);
-    const target = origin ? new URL(url.pathname + url.search, origin) : url;
     const headers = new Headers(request.headers);
     for (const name of answer.headers.remove) headers.delete(name);
     for (const [name, value] of answer.headers.upstream) headers.set(name, value);
+    // Same URL: derive from the request, which keeps its body as it is (browsers refuse
+    // streamed request bodies over HTTP/1.1).
+    if (!origin) return new Request(request, { headers, redirect: "manual" });
+    const url = new URL(request.url);
     const body = request.method === "GET" || request.method === "HEAD" ? undefined : request.body;
-    return new Request(target, { method: request.method, headers, body, duplex: "half", redirect: "manual" });
+    return new Request(new URL(url.pathname + url.search, origin), { method: request.method, headers, body, duplex: "half", redirect: "manual" });
   }
 
   /** Guards one request: refuses it, or forwards it with `fetchUpstream` (default `fetch`). */

@@ -1,3 +1,4 @@
+// (Named without `_test` so that `node --test edge/tests/` does not run it in Node.)
 // The Deno handler example under `Deno.serve`, in front of a Deno origin: allowed requests reach
 // the origin without the credential, denied and bad-token ones never do; then the shared
 // decision cases through the edge build in Deno. Run by edge/tests/deno.test.mjs.

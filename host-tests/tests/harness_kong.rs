@@ -581,3 +581,55 @@ fn kong_never_delivers_queue_ready() {
     let err = plugin.deliver_queue_ready().unwrap_err();
     assert!(err.to_string().contains("on_queue_ready"), "{err}");
 }
+
+#[test]
+fn policy_bundles_are_fetched_from_a_host_and_shared_between_workers() {
+    use host_tests::bundle::{BundleKey, BundleSpec};
+
+    let issuer = demo::issuer().unwrap();
+    let key = BundleKey::generate("bundle-1");
+    let mut config = ConfigBuilder::agents()
+        .unwrap()
+        .issuer(&issuer)
+        .unwrap()
+        .environment("prod")
+        .set(
+            "bundle",
+            json!({"cluster": "control.internal:9000", "path": "/bundles/agents.tar.gz",
+                   "keys": {"keys": [key.jwk()]}}),
+        )
+        .build();
+    config["policy"]["modules"] = json!([]);
+    config["policy"]["data"] = json!({});
+    let shared = wasmtime_harness::SharedData::new();
+    let worker = |shared: &wasmtime_harness::SharedData| {
+        harness()
+            .start(
+                PluginOptions::with_config(config.to_string())
+                    .profile(HostProfile::Kong)
+                    .shared_data(shared.clone())
+                    .at(SystemTime::now()),
+            )
+            .unwrap()
+    };
+    let mut first = worker(&shared);
+    let mut second = worker(&shared);
+    let request =
+        HttpRequest::get("/api/reports").header("authorization", bearer(&issuer, "research-bot"));
+    assert_eq!(first.request(&request).unwrap().status(), 503);
+
+    first.tick().unwrap();
+    let call = first.pending_http_calls()[0].clone();
+    assert_eq!(call.upstream, "control.internal:9000");
+    let archive = BundleSpec::agents("k1", None).unwrap().build(&key).unwrap();
+    first
+        .respond_http_call(call.token, 200, [("etag", "\"k1\"")], archive)
+        .unwrap();
+    assert!(first.log_contains("policy bundle revision `k1` active"));
+    assert!(first.request(&request).unwrap().is_forwarded());
+
+    // The other worker verifies and adopts what the first shared (Kong's shm_kv).
+    second.tick().unwrap();
+    assert!(second.log_contains("policy bundle revision `k1` active"));
+    assert!(second.request(&request).unwrap().is_forwarded());
+}

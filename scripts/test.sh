@@ -2,7 +2,7 @@
 # Every check CI runs, in order: install what is missing, formatting, lints (native and both
 # wasm targets), the release .wasm with its size gate, the edge package, then all tests: core,
 # policies, the .wasm in the wasmtime harness, the .wasm in real Envoy (with the official MCP
-# SDK), and the edge build in Node on the same decision cases.
+# SDK), and the edge build in Node, workerd, Deno and Chromium on the same decision cases.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +19,6 @@ scripts/build-wasm.sh
 scripts/build-edge.sh
 echo "== rust tests (core, policies, harness, Envoy)"
 cargo test --locked --workspace
-echo "== edge tests (Node)"
+echo "== edge tests (Node, workerd via Miniflare, Deno, headless Chromium; tsc; wrangler bundle size)"
 cargo run --locked --quiet -p host-tests --bin bridle-cases -- target/bridle-cases.json
 node --test edge/tests/

@@ -371,6 +371,106 @@ mod kong_profile {
         assert!(kong.log_contains("local response expected but none produced"));
     }
 
+    /// A filter whose `proxy_on_request_headers` dispatches `GET /x` to `up` and pauses;
+    /// it never continues the request itself (and has no call-response callback).
+    fn dispatching() -> Vec<u8> {
+        let pairs: [(&str, &str); 3] = [(":method", "GET"), (":path", "/x"), (":authority", "a")];
+        let mut headers = u32::try_from(pairs.len()).unwrap().to_le_bytes().to_vec();
+        for (k, v) in pairs {
+            headers.extend(u32::try_from(k.len()).unwrap().to_le_bytes());
+            headers.extend(u32::try_from(v.len()).unwrap().to_le_bytes());
+        }
+        for (k, v) in pairs {
+            headers.extend(k.as_bytes());
+            headers.push(0);
+            headers.extend(v.as_bytes());
+            headers.push(0);
+        }
+        let mut data = b"up".to_vec();
+        data.resize(16, 0);
+        data.extend(&headers);
+
+        let mut wasm = b"\0asm\x01\0\0\0".to_vec();
+        let mut call_type = vec![0x60, 10];
+        call_type.extend([0x7f; 10]);
+        call_type.extend([1, 0x7f]);
+        section(
+            &mut wasm,
+            1,
+            &[
+                vec![0x60, 0, 0],
+                vec![0x60, 1, 0x7f, 1, 0x7f],
+                vec![0x60, 2, 0x7f, 0x7f, 0],
+                vec![0x60, 3, 0x7f, 0x7f, 0x7f, 1, 0x7f],
+                call_type,
+            ],
+        );
+        let mut import = name("env");
+        import.extend(name("proxy_http_call"));
+        import.extend([0, 4]);
+        section(&mut wasm, 2, &[import]);
+        section(&mut wasm, 3, &[vec![0], vec![1], vec![2], vec![3]]);
+        section(&mut wasm, 5, &[vec![0, 1]]);
+        let export = |n: &str, kind: u8, index: u8| {
+            let mut e = name(n);
+            e.extend([kind, index]);
+            e
+        };
+        section(
+            &mut wasm,
+            7,
+            &[
+                export("proxy_abi_version_0_2_1", 0, 1),
+                export("_initialize", 0, 1),
+                export("malloc", 0, 2),
+                export("proxy_on_context_create", 0, 3),
+                export("proxy_on_request_headers", 0, 4),
+                export("memory", 2, 0),
+            ],
+        );
+        let len = u8::try_from(headers.len()).unwrap();
+        assert!(len < 64, "one-byte signed LEB128");
+        let mut on_headers = vec![0];
+        for arg in [0, 2, 16, len, 0, 0, 0, 0] {
+            on_headers.extend([0x41, arg]);
+        }
+        on_headers.extend([0x41, 0xe8, 0x07, 0x41, 8, 0x10, 0, 0x1a, 0x41, 1, 0x0b]);
+        section(
+            &mut wasm,
+            10,
+            &[
+                with_len(vec![0, 0x0b]),
+                with_len(vec![0, 0x41, 0, 0x0b]),
+                with_len(vec![0, 0x0b]),
+                with_len(on_headers),
+            ],
+        );
+        let mut segment = vec![0, 0x41, 0, 0x0b];
+        segment.extend(with_len(data));
+        section(&mut wasm, 11, &[segment]);
+        wasm
+    }
+
+    #[test]
+    fn kong_resumes_a_request_once_its_calls_are_answered() {
+        let harness = Harness::from_bytes(&dispatching()).unwrap();
+        let answer = crate::HttpCallResponse::new(200);
+        // Envoy: the filter must continue the request itself.
+        let mut envoy = harness.start(PluginOptions::new()).unwrap();
+        envoy.set_http_call_responder("up", answer.clone());
+        let err = envoy.request(&crate::HttpRequest::get("/")).unwrap_err();
+        assert!(matches!(err, HarnessError::Stalled { .. }), "{err}");
+        // ngx_wasm_module resumes the filter chain when the last call has been answered.
+        let mut kong = harness
+            .start(PluginOptions::new().profile(HostProfile::Kong))
+            .unwrap();
+        kong.set_http_call_responder("up", answer);
+        assert!(kong
+            .request(&crate::HttpRequest::get("/"))
+            .unwrap()
+            .is_forwarded());
+    }
+
     #[test]
     fn unimplemented_host_functions_trap_on_kong() {
         for function in [

@@ -14,27 +14,45 @@ export function wasmBytes() {
 const b64url = (bytes) => Buffer.from(bytes).toString("base64url");
 const enc = (value) => b64url(new TextEncoder().encode(JSON.stringify(value)));
 
-export async function es256Issuer(iss, kid = "edge-1") {
-  const pair = await crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, true, ["sign", "verify"]);
-  const jwk = await crypto.subtle.exportKey("jwk", pair.publicKey);
+const ALGORITHMS = {
+  ES256: {
+    generate: { name: "ECDSA", namedCurve: "P-256" },
+    sign: { name: "ECDSA", hash: "SHA-256" },
+    jwk: (k, kid) => ({ kty: "EC", crv: "P-256", kid, x: k.x, y: k.y }),
+  },
+  RS256: {
+    generate: { name: "RSASSA-PKCS1-v1_5", modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: "SHA-256" },
+    sign: { name: "RSASSA-PKCS1-v1_5" },
+    jwk: (k, kid) => ({ kty: "RSA", kid, n: k.n, e: k.e }),
+  },
+};
+
+/** A JWT issuer with a fresh Web Crypto key pair (ES256 or RS256). */
+export async function issuer(alg, iss, kid = "edge-1") {
+  const spec = ALGORITHMS[alg];
+  const pair = await crypto.subtle.generateKey(spec.generate, true, ["sign", "verify"]);
   return {
     iss,
     kid,
-    jwk: { kty: "EC", crv: "P-256", kid, x: jwk.x, y: jwk.y },
+    alg,
+    publicKey: pair.publicKey,
+    jwk: spec.jwk(await crypto.subtle.exportKey("jwk", pair.publicKey), kid),
     async mint(claims, header = {}) {
       const now = Math.floor(Date.now() / 1000);
       const payload = { iss, iat: now, exp: now + 300, ...claims };
-      const signingInput = `${enc({ alg: "ES256", kid, ...header })}.${enc(payload)}`;
-      const sig = await crypto.subtle.sign({ name: "ECDSA", hash: "SHA-256" }, pair.privateKey, new TextEncoder().encode(signingInput));
+      const signingInput = `${enc({ alg, kid, ...header })}.${enc(payload)}`;
+      const sig = await crypto.subtle.sign(spec.sign, pair.privateKey, new TextEncoder().encode(signingInput));
       return `${signingInput}.${b64url(new Uint8Array(sig))}`;
     },
   };
 }
 
+export const es256Issuer = (iss, kid) => issuer("ES256", iss, kid);
+
 export function agentsConfig(issuer, environment = "prod", extra = {}) {
   const policyDir = join(root, "policies", "agents");
   return {
-    issuers: [{ issuer: issuer.iss, profile: "jwt-svid", audiences: ["bridle-gateway"], algorithms: ["ES256"], jwks: { keys: [issuer.jwk] } }],
+    issuers: [{ issuer: issuer.iss, profile: "jwt-svid", audiences: ["bridle-gateway"], algorithms: [issuer.alg ?? "ES256"], jwks: { keys: [issuer.jwk] } }],
     policy: {
       entrypoint: "data.bridle.agents.decision",
       modules: [{ name: "agents.rego", source: readFileSync(join(policyDir, "agents.rego"), "utf8") }],

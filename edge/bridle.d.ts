@@ -56,13 +56,15 @@ export interface Failed {
 
 export type Answer = Decided | Failed;
 
-/** A Web `Request`-like object: what `decide` reads. */
-export interface RequestLike {
-  method: string;
-  url: string;
-  headers: Headers;
-  clone(): { arrayBuffer(): Promise<ArrayBuffer> };
-}
+/** What `decide` reads: a Web `Request`, or a plain object with the same parts. */
+export type RequestLike =
+  | Request
+  | {
+      method: string;
+      url: string;
+      headers?: HeadersInit;
+      body?: string | ArrayBuffer | ArrayBufferView | null;
+    };
 
 export interface DecideOptions {
   /** The caller's mTLS URI SAN, when the runtime exposes it. */

@@ -30,6 +30,16 @@ function seed() {
   return words;
 }
 
+// A Request's body without consuming it; a plain object's `body` (string or bytes) as it is.
+async function bodyBytes(request) {
+  if (typeof request.clone === "function") return new Uint8Array(await request.clone().arrayBuffer());
+  const body = request.body ?? "";
+  if (typeof body === "string") return new TextEncoder().encode(body);
+  if (ArrayBuffer.isView(body)) return new Uint8Array(body.buffer, body.byteOffset, body.byteLength);
+  if (body instanceof ArrayBuffer) return new Uint8Array(body);
+  throw new TypeError("request body must be a string, bytes, or a Request's stream");
+}
+
 function failure(err) {
   return { error: { message: err instanceof Error ? err.message : String(err) } };
 }
@@ -46,8 +56,9 @@ export class Authorizer {
   }
 
   /**
-   * Decides on a Web Request (the body is read only when the route needs it, e.g. MCP). The
-   * clock is the runtime's (`Date.now()`).
+   * Decides on a Web Request, or a plain `{method, url, headers, body}` object (headers as
+   * Headers, a record or pairs; body a string or bytes). The body is read only when the route
+   * needs it (e.g. MCP), without consuming a Request's. The clock is the runtime's (`Date.now()`).
    */
   async decide(request, { peerUriSan } = {}) {
     try {
@@ -57,14 +68,14 @@ export class Authorizer {
         scheme: url.protocol.replace(/:$/, ""),
         authority: url.host,
         path: url.pathname + url.search,
-        headers: [...request.headers.entries()],
+        headers: [...new Headers(request.headers ?? {}).entries()],
         body: null,
         peer_uri_san: peerUriSan ?? null,
       };
       const limit = this.#inner.bodyLimit(view.method, view.path);
       if (limit >= 0) {
-        const declared = Number(request.headers.get("content-length") ?? "0");
-        const bytes = declared > limit ? null : new Uint8Array(await request.clone().arrayBuffer());
+        const declared = Number(new Headers(request.headers ?? {}).get("content-length") ?? "0");
+        const bytes = declared > limit ? null : await bodyBytes(request);
         if (bytes === null || bytes.byteLength > limit) {
           return JSON.parse(this.#inner.refuseOversized(JSON.stringify(view), limit, Date.now()));
         }

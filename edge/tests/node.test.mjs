@@ -84,4 +84,18 @@ test("MCP bodies are read and judged; oversized ones are 413", async () => {
   assert.equal(mismatch.status, 400);
   const big = await mcp.decide(new Request("https://mcp.internal/mcp", call("read_report", { pad: "x".repeat(1000) }, auth)));
   assert.equal(big.status, 413);
+  const plain = await mcp.decide({ url: "https://mcp.internal/mcp", ...call("read_report", { id: "q3" }, auth) });
+  assert.equal(plain.decision, "allow", JSON.stringify(plain));
+  const plainDenied = await mcp.decide({ url: "https://mcp.internal/mcp", ...call("deploy_service", { env: "prod" }, auth), body: new TextEncoder().encode(call("deploy_service", { env: "prod" }).body) });
+  assert.equal(plainDenied.status, 403);
+
+  // An allowed call reaches the origin with its body intact.
+  const request = new Request("https://mcp.internal/mcp", call("read_report", { id: "q3" }, auth));
+  const response = await mcp.guard(request, async (upstream) => {
+    assert.equal(upstream.url, "http://origin.internal/mcp");
+    assert.equal(upstream.headers.get("authorization"), null);
+    return new Response(await upstream.text());
+  }, { origin: "http://origin.internal" });
+  assert.equal(response.status, 200);
+  assert.equal(JSON.parse(await response.text()).params.name, "read_report");
 });

@@ -8,6 +8,9 @@ export async function use(module: WebAssembly.Module, config: object, request: R
   await loadBridle(new URL("https://example.invalid/bridle_web_bg.wasm"));
   const authorizer = new Authorizer(config);
   const answer: Answer = await authorizer.decide(request, { peerUriSan: "spiffe://x/y" });
+  await authorizer.decide({ method: "POST", url: "https://a.example/mcp", headers: { "content-type": "application/json" }, body: "{}" });
+  // @ts-expect-error a request needs a URL
+  await authorizer.decide({ method: "GET", headers: [] });
   if ("error" in answer && answer.error) {
     const message: string = answer.error.message;
     return new Response(message, { status: 503 });

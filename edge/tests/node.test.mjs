@@ -23,6 +23,9 @@ test("an allowed request is forwarded without its credential", async () => {
   assert.equal(upstream.headers.get("x-bridle-agent"), RESEARCH);
   assert.equal(upstream.headers.get("x-bridle-decision-id"), answer.decision_id);
   assert.equal(answer.audit.agent.spiffe_id, RESEARCH);
+  assert.equal(answer.audit.decision_id, answer.decision_id);
+  const token = request.headers.get("authorization").slice("Bearer ".length);
+  assert.ok(!JSON.stringify(answer).includes(token.split(".")[2]), "the answer never carries the token");
 });
 
 test("a policy deny is a 403 JSON refusal with reasons", async () => {

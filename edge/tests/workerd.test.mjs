@@ -102,6 +102,25 @@ test("workerd: routes outside the guarded prefix are not served", async () => {
   await response.text();
 });
 
+test("workerd: a configuration the core refuses fails closed (503 naming the field)", async () => {
+  const broken = new Miniflare({
+    modules: true,
+    scriptPath: join(outdir, "worker.js"),
+    modulesRoot: outdir,
+    modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
+    compatibilityDate: "2026-04-01",
+    bindings: { BRIDLE_CONFIG: JSON.stringify({ ...agentsConfig(issuer), issuerz: [] }), ORIGIN: "https://origin.internal" },
+    outboundService: () => assert.fail("must not reach the origin"),
+  });
+  try {
+    const response = await broken.dispatchFetch("https://guard.example/api/reports", { headers: { authorization: await bearer(RESEARCH) } });
+    assert.equal(response.status, 503);
+    assert.match((await response.json()).reasons[0], /configuration refused: .*issuerz/);
+  } finally {
+    await broken.dispose();
+  }
+});
+
 test("workerd: the shared decision cases agree with the proxy-wasm build", async () => {
   const cases = new Miniflare({
     modules: true,

@@ -70,6 +70,9 @@ test("a bad configuration throws an Error naming the field", () => {
   config.issuers[0].audiance = ["x"];
   assert.throws(() => new Authorizer(config), (err) => err instanceof Error && /audiance/.test(err.message));
   assert.throws(() => new Authorizer("{"), Error);
+  const hostVerified = agentsConfig(issuer);
+  hostVerified.identity = { host_verification: { payload_header: "x-jwt-payload", proof_property: ["metadata", "filter_metadata", "envoy.filters.http.jwt_authn"] } };
+  assert.throws(() => new Authorizer(hostVerified), (err) => /^identity\.host_verification: edge runtimes/.test(err.message));
 });
 
 test("MCP bodies are read and judged; oversized ones are 413", async () => {

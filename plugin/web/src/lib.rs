@@ -106,6 +106,14 @@ impl Authorizer {
         let seed = (u64::from(seed_hi) << 32) | u64::from(seed_lo);
         let inner = bridle_core::Authorizer::from_json(config_json.as_bytes(), seed)
             .map_err(|err| JsError::new(&err.to_string()))?;
+        // No host in front of an edge worker or a page verifies tokens, so a configuration
+        // that trusts one could never admit a request: refuse it here, naming the field.
+        if inner.settings().host_payload_header.is_some() {
+            return Err(JsError::new(
+                "identity.host_verification: edge runtimes and browsers have no host that \
+                 verifies tokens; remove it (Bridle verifies signatures itself)",
+            ));
+        }
         Ok(Authorizer {
             inner,
             host: WebHost {

@@ -55,7 +55,7 @@ before(async () => {
   server = createServer((request, response) => void serve(request, response));
   await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
   base = `http://127.0.0.1:${server.address().port}`;
-  browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium", args: ["--no-sandbox"] });
+  browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium", args: ["--no-sandbox", "--disable-dev-shm-usage"] });
   page = await browser.newPage();
   page.on("pageerror", (err) => console.log(`page error: ${err.message}`));
   await page.goto(`${base}/examples/browser/index.html`);

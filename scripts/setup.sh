@@ -68,6 +68,20 @@ else
   echo "mcp sdk $mcp_wanted: installed"
 fi
 
+# --- PyJWT + cryptography: the independent JOSE stack of the hostile-token corpus -------------
+corpus_requirements="$root/host-tests/corpus/requirements.txt"
+if "$venv/bin/python" - "$corpus_requirements" 2>/dev/null <<'EOF'
+import importlib.metadata as m, sys
+pins = [l.strip().split("==") for l in open(sys.argv[1]) if "==" in l]
+sys.exit(any(m.version(name) != version for name, version in pins))
+EOF
+then
+  echo "corpus jose stack (PyJWT, cryptography): present"
+else
+  "$venv/bin/python" -m pip install --quiet -r "$corpus_requirements"
+  echo "corpus jose stack (PyJWT, cryptography): installed"
+fi
+
 # --- wasm-bindgen-cli, at exactly the version of the wasm-bindgen crate in Cargo.lock ----------
 bindgen_version="$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/"/, "", $3); print $3}' "$root/Cargo.lock")"
 if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" = "$bindgen_version" ]; then

@@ -102,16 +102,22 @@ pub(crate) struct Header {
     pub(crate) kid: Option<String>,
     #[serde(default)]
     pub(crate) typ: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     crit: Option<Value>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     jku: Option<Value>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     x5u: Option<Value>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     jwk: Option<Value>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     x5c: Option<Value>,
+}
+
+/// A parameter that is present counts, whatever its value: `"jku": null` or `"crit": null`
+/// is still an attempt to use it, and `Option<Value>` alone would read it as absent.
+fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(deserializer).map(Some)
 }
 
 impl Header {
@@ -233,10 +239,14 @@ impl TokenVerifier {
         if header_b64.len() > MAX_HEADER_BYTES {
             return Err(TokenError::Malformed("header is too large"));
         }
-        let header: Header =
-            serde_json::from_slice(&decode_segment(header_b64)?).map_err(|_| {
-                TokenError::Malformed("header is not a JSON object with a string `alg`")
-            })?;
+        // Strict first: duplicate parameters and nesting past serde_json's depth limit are
+        // refused here, not skipped over as unknown parameters.
+        let header = crate::json_strict::parse(&decode_segment(header_b64)?).map_err(|_| {
+            TokenError::Malformed("header is not JSON without duplicate parameters")
+        })?;
+        let header: Header = serde_json::from_value(header).map_err(|_| {
+            TokenError::Malformed("header is not a JSON object with a string `alg`")
+        })?;
         decode_segment(signature_b64)?;
         if let Some(name) = header.key_source() {
             return Err(TokenError::ForbiddenHeader(name));
@@ -245,13 +255,18 @@ impl TokenVerifier {
             return Err(TokenError::CriticalExtension);
         }
         let payload = decode_segment(payload_b64)?;
-        if signature == Signature::VerifiedByHost {
-            crate::json_strict::parse(&payload).map_err(|_| {
-                TokenError::Malformed("payload is not JSON without duplicate claims")
-            })?;
-        }
-        let claims: Map<String, Value> = serde_json::from_slice(&payload)
-            .map_err(|_| TokenError::Malformed("payload is not a JSON object"))?;
+        // Duplicate claims are refused on every path: the issuer is chosen from this parse,
+        // and a last-wins parser here could route a token to another issuer than the one
+        // whose claims the signature check reads.
+        let claims = match crate::json_strict::parse(&payload) {
+            Ok(Value::Object(claims)) => claims,
+            Ok(_) => return Err(TokenError::Malformed("payload is not a JSON object")),
+            Err(_) => {
+                return Err(TokenError::Malformed(
+                    "payload is not JSON without duplicate claims",
+                ))
+            }
+        };
         let issuer_name = match claims.get("iss") {
             Some(Value::String(iss)) => iss.as_str(),
             Some(_) => return Err(TokenError::BadClaims("`iss` is not a string".to_owned())),

@@ -66,6 +66,15 @@ export type RequestLike =
       body?: string | ArrayBuffer | ArrayBufferView | null;
     };
 
+export interface AuthorizerOptions {
+  /**
+   * Verify new tokens' signatures with Web Crypto (default `true`). The core still makes
+   * every other check and chooses the key; an algorithm the runtime lacks falls back to the
+   * core's own verification.
+   */
+  nativeSignatures?: boolean;
+}
+
 export interface DecideOptions {
   /** The caller's mTLS URI SAN, when the runtime exposes it. */
   peerUriSan?: string;
@@ -86,7 +95,7 @@ export function loadBridle(
 
 export class Authorizer {
   /** Compiles a configuration (object or JSON); throws an `Error` naming a bad field. */
-  constructor(config: string | object);
+  constructor(config: string | object, options?: AuthorizerOptions);
   /** Decides on a request with the runtime's clock; never throws. */
   decide(request: RequestLike, options?: DecideOptions): Promise<Answer>;
   /** Refuses, or forwards with `fetchUpstream` (default `fetch`) and returns the upstream's response. */

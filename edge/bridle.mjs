@@ -40,19 +40,63 @@ async function bodyBytes(request) {
   throw new TypeError("request body must be a string, bytes, or a Request's stream");
 }
 
+// JWS algorithms as Web Crypto names them: import parameters, then verify parameters.
+// RSA-PSS salt is the hash length (RFC 7518 §3.5).
+const WEB_CRYPTO = {
+  ES256: [{ name: "ECDSA", namedCurve: "P-256" }, { name: "ECDSA", hash: "SHA-256" }],
+  ES384: [{ name: "ECDSA", namedCurve: "P-384" }, { name: "ECDSA", hash: "SHA-384" }],
+  RS256: [{ name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" }, { name: "RSASSA-PKCS1-v1_5" }],
+  RS384: [{ name: "RSASSA-PKCS1-v1_5", hash: "SHA-384" }, { name: "RSASSA-PKCS1-v1_5" }],
+  RS512: [{ name: "RSASSA-PKCS1-v1_5", hash: "SHA-512" }, { name: "RSASSA-PKCS1-v1_5" }],
+  PS256: [{ name: "RSA-PSS", hash: "SHA-256" }, { name: "RSA-PSS", saltLength: 32 }],
+  PS384: [{ name: "RSA-PSS", hash: "SHA-384" }, { name: "RSA-PSS", saltLength: 48 }],
+  PS512: [{ name: "RSA-PSS", hash: "SHA-512" }, { name: "RSA-PSS", saltLength: 64 }],
+  EdDSA: [{ name: "Ed25519" }, { name: "Ed25519" }],
+};
+
+function base64url(text) {
+  const binary = atob(text.replace(/-/g, "+").replace(/_/g, "/") + "===".slice((text.length + 3) % 4));
+  return Uint8Array.from(binary, (c) => c.charCodeAt(0));
+}
+
+// Checks a signature job with Web Crypto: true or false, or null when this runtime cannot
+// (no Web Crypto, an algorithm it lacks): then the core verifies the signature itself.
+async function verifyNatively(job, keys) {
+  const params = WEB_CRYPTO[job.alg];
+  if (!params || !globalThis.crypto?.subtle) return null;
+  try {
+    const id = `${job.alg} ${JSON.stringify(job.jwk)}`;
+    let key = keys.get(id);
+    if (!key) {
+      key = await crypto.subtle.importKey("jwk", job.jwk, params[0], false, ["verify"]);
+      keys.set(id, key);
+    }
+    return await crypto.subtle.verify(params[1], key, base64url(job.signature), new TextEncoder().encode(job.signing_input));
+  } catch {
+    return null;
+  }
+}
+
 function failure(err) {
   return { error: { message: err instanceof Error ? err.message : String(err) } };
 }
 
 export class Authorizer {
   #inner;
+  #native;
+  #keys = new Map();
 
-  /** @param {string | object} config the Bridle configuration; throws an Error naming a bad field */
-  constructor(config) {
+  /**
+   * @param {string | object} config the Bridle configuration; throws an Error naming a bad field
+   * @param {{nativeSignatures?: boolean}} options verify new tokens' signatures with Web Crypto
+   *   (default true; the core still makes every other check and chooses the key)
+   */
+  constructor(config, { nativeSignatures = true } = {}) {
     if (!initialized) throw new Error("bridle: call initBridle or loadBridle first");
     const json = typeof config === "string" ? config : JSON.stringify(config);
     const [hi, lo] = seed();
     this.#inner = new WasmAuthorizer(json, hi, lo);
+    this.#native = nativeSignatures;
   }
 
   /**
@@ -81,7 +125,13 @@ export class Authorizer {
         }
         view.body = new TextDecoder("utf-8", { fatal: false }).decode(bytes);
       }
-      return JSON.parse(this.#inner.decide(JSON.stringify(view), Date.now()));
+      const json = JSON.stringify(view);
+      if (this.#native) {
+        const job = JSON.parse(this.#inner.signatureJob(json, Date.now()));
+        const valid = job === null ? null : await verifyNatively(job, this.#keys);
+        if (valid !== null) return JSON.parse(this.#inner.decideWithSignature(json, valid, Date.now()));
+      }
+      return JSON.parse(this.#inner.decide(json, Date.now()));
     } catch (err) {
       return failure(err);
     }

@@ -1,5 +1,6 @@
 // Measures token signature verification in the edge build, in Node: the pure-Rust verifier
-// inside the wasm module against the runtime's Web Crypto, for ES256 and RS256.
+// inside the wasm module against the runtime's Web Crypto, for ES256 and RS256, and the whole
+// decision on a new token both ways (`nativeSignatures: false` and the default, Web Crypto).
 //
 //   node edge/bench/verify.mjs          (N=400 tokens per round, 5 rounds, medians)
 //
@@ -43,24 +44,29 @@ async function timeWebCrypto(alg, key, tokens) {
 }
 
 console.log(`N=${N} tokens per round, ${ROUNDS} rounds, medians, µs per token (node ${process.version})`);
-console.log("alg    decide(cached)  decide(new)  wasm verify  web crypto verify  wasm/webcrypto");
+console.log("alg    decide(cached)  decide(new)  wasm verify  web crypto verify  wasm/webcrypto  decide(new, web crypto)  speed-up");
 for (const alg of ["ES256", "RS256"]) {
   const iss = await issuer(alg, "spiffe://demo.bridle.dev");
   const key = await crypto.subtle.importKey("jwk", iss.jwk, IMPORT[alg], false, ["verify"]);
-  const rows = { cached: [], fresh: [], web: [] };
+  const rows = { cached: [], fresh: [], web: [], native: [] };
   for (let round = 0; round < ROUNDS; round++) {
-    const authorizer = new Authorizer(agentsConfig(iss));
-    const minted = await Promise.all(Array.from({ length: N + 20 }, (_, i) => iss.mint({ sub: AGENT, aud: "bridle-gateway", jti: `${round}-${i}` })));
-    const [warm, tokens] = [minted.slice(0, 20), minted.slice(20)];
+    const authorizer = new Authorizer(agentsConfig(iss), { nativeSignatures: false });
+    const minted = await Promise.all(Array.from({ length: 2 * N + 20 }, (_, i) => iss.mint({ sub: AGENT, aud: "bridle-gateway", jti: `${round}-${i}` })));
+    const [warm, tokens, others] = [minted.slice(0, 20), minted.slice(20, N + 20), minted.slice(N + 20)];
     await timeDecides(authorizer, warm); // JIT, policy and token caches
     rows.cached.push(await timeDecides(authorizer, Array(N).fill(warm[0])));
     rows.fresh.push(await timeDecides(authorizer, tokens));
     rows.web.push(await timeWebCrypto(alg, key, tokens));
     authorizer.free();
+    const native = new Authorizer(agentsConfig(iss));
+    await timeDecides(native, warm);
+    rows.native.push(await timeDecides(native, others));
+    native.free();
   }
   const cached = median(rows.cached);
   const fresh = median(rows.fresh);
   const web = median(rows.web);
   const wasm = fresh - cached;
-  console.log(`${alg}  ${us(cached).padStart(14)}  ${us(fresh).padStart(11)}  ${us(wasm).padStart(11)}  ${us(web).padStart(17)}  ${(wasm / web).toFixed(2).padStart(14)}`);
+  const native = median(rows.native);
+  console.log(`${alg}  ${us(cached).padStart(14)}  ${us(fresh).padStart(11)}  ${us(wasm).padStart(11)}  ${us(web).padStart(17)}  ${(wasm / web).toFixed(2).padStart(14)}  ${us(native).padStart(23)}  ${(fresh / native).toFixed(2).padStart(8)}`);
 }

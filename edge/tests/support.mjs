@@ -20,14 +20,29 @@ const ALGORITHMS = {
     sign: { name: "ECDSA", hash: "SHA-256" },
     jwk: (k, kid) => ({ kty: "EC", crv: "P-256", kid, x: k.x, y: k.y }),
   },
+  ES384: {
+    generate: { name: "ECDSA", namedCurve: "P-384" },
+    sign: { name: "ECDSA", hash: "SHA-384" },
+    jwk: (k, kid) => ({ kty: "EC", crv: "P-384", kid, x: k.x, y: k.y }),
+  },
   RS256: {
     generate: { name: "RSASSA-PKCS1-v1_5", modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: "SHA-256" },
     sign: { name: "RSASSA-PKCS1-v1_5" },
     jwk: (k, kid) => ({ kty: "RSA", kid, n: k.n, e: k.e }),
   },
+  PS256: {
+    generate: { name: "RSA-PSS", modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: "SHA-256" },
+    sign: { name: "RSA-PSS", saltLength: 32 },
+    jwk: (k, kid) => ({ kty: "RSA", kid, n: k.n, e: k.e }),
+  },
+  EdDSA: {
+    generate: { name: "Ed25519" },
+    sign: { name: "Ed25519" },
+    jwk: (k, kid) => ({ kty: "OKP", crv: "Ed25519", kid, x: k.x }),
+  },
 };
 
-/** A JWT issuer with a fresh Web Crypto key pair (ES256 or RS256). */
+/** A JWT issuer with a fresh Web Crypto key pair (ES256, ES384, RS256, PS256 or EdDSA). */
 export async function issuer(alg, iss, kid = "edge-1") {
   const spec = ALGORITHMS[alg];
   const pair = await crypto.subtle.generateKey(spec.generate, true, ["sign", "verify"]);

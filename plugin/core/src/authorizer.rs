@@ -1,6 +1,6 @@
 //! The decision pipeline: verify → build input → evaluate → decide → audit.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
 use regorus::Value;
@@ -15,6 +15,8 @@ use crate::delegation::Chain;
 use crate::error::ConfigError;
 use crate::host::{Host, Once};
 use crate::identity::cache::TokenCache;
+use crate::identity::native::{SignatureJob, SignatureVerdict};
+use crate::identity::verify::token_digest;
 use crate::identity::{TokenError, TokenVerifier, VerifiedToken};
 use crate::input;
 use crate::intent;
@@ -26,6 +28,8 @@ use crate::task::{TaskError, TaskSettings};
 const MAX_CLOCK_SKEW_SECONDS: u64 = 300;
 const MAX_TOKEN_BYTES_LIMIT: usize = 64 * 1024;
 const MAX_DELEGATION_DEPTH: usize = 16;
+/// Native signature checks in flight at once (a browser or worker isolate's concurrency).
+const MAX_SIGNATURE_JOBS: usize = 256;
 
 /// Host-facing settings the adapters need to collect and enforce.
 #[derive(Debug, Clone)]
@@ -97,6 +101,10 @@ pub struct Authorizer {
     first_decision_at: Option<u64>,
     id_prefix: String,
     next_id: u64,
+    /// Digests of tokens whose signature the runtime was asked to check natively.
+    signature_jobs: BTreeSet<String>,
+    /// The runtime's verdict for the request being decided.
+    verdict: Option<SignatureVerdict>,
 }
 
 /// What recompiling a policy from a bundle needs, and which policy decides now.
@@ -379,6 +387,8 @@ impl Authorizer {
             settings,
             id_prefix: format!("{id_seed:016x}"),
             next_id: 0,
+            signature_jobs: BTreeSet::new(),
+            verdict: None,
         })
     }
 
@@ -482,6 +492,48 @@ impl Authorizer {
             ));
         }
         Ok(())
+    }
+
+    /// For runtimes that verify signatures natively (Web Crypto): the signature check this
+    /// request's workload token needs, with the key and algorithm Bridle chose. `None` when
+    /// none is needed or the token is refused anyway: then decide as usual.
+    pub fn signature_job(&mut self, request: &RequestView, now: u64) -> Option<SignatureJob> {
+        if self.settings.host_payload_header.is_some() {
+            return None;
+        }
+        let token = self.extract_token(request).ok()?;
+        if self.cache.get(token, now).is_some() {
+            return None;
+        }
+        let job = self.verifier.signature_job(token, now).ok()?;
+        if self.signature_jobs.len() >= MAX_SIGNATURE_JOBS {
+            self.signature_jobs.clear();
+        }
+        self.signature_jobs.insert(token_digest(token));
+        Some(job)
+    }
+
+    /// Decides with the runtime's verdict on a signature [`Authorizer::signature_job`] asked
+    /// for. A verdict for another token, or one never asked for, is ignored: the signature is
+    /// then verified here.
+    pub fn decide_with_signature(
+        &mut self,
+        request: &RequestView,
+        valid: bool,
+        host: &mut dyn Host,
+    ) -> Decision {
+        self.verdict = self
+            .extract_token(request)
+            .ok()
+            .map(token_digest)
+            .filter(|digest| self.signature_jobs.remove(digest))
+            .map(|token_digest| SignatureVerdict {
+                token_digest,
+                valid,
+            });
+        let decision = self.decide(request, host);
+        self.verdict = None;
+        decision
     }
 
     pub fn cached_tokens(&self) -> usize {
@@ -915,10 +967,17 @@ impl Authorizer {
             return Ok(hit);
         }
         *cache_hit = Some(false);
-        let verified = if by_host.is_some() {
-            self.verifier.verify_signed_by_host(token, now)?
-        } else {
-            self.verifier.verify(token, now)?
+        let verdict = self
+            .verdict
+            .take()
+            .filter(|v| v.token_digest == token_digest(token));
+        let verified = match (by_host, verdict) {
+            (Some(_), _) => self.verifier.verify_signed_by_host(token, now)?,
+            (None, Some(verdict)) if verdict.valid => {
+                self.verifier.verify_signed_by_host(token, now)?
+            }
+            (None, Some(_)) => return Err(TokenError::BadSignature),
+            (None, None) => self.verifier.verify(token, now)?,
         };
         let skew = self.verifier.skew_seconds();
         let valid_from = verified.not_before.unwrap_or(0).saturating_sub(skew);

@@ -152,6 +152,41 @@ impl Authorizer {
         self.answer(&decision)
     }
 
+    /// The signature check this request's workload token needs, for Web Crypto: `null`, or
+    /// `{alg, jwk, signing_input, signature}` with the key and algorithm the core chose after
+    /// every other check of the token passed. Then call `decideWithSignature` with the
+    /// verdict; on `null`, `decide`.
+    #[wasm_bindgen(js_name = signatureJob)]
+    pub fn signature_job(&mut self, request_json: &str, now_ms: f64) -> String {
+        let Ok(request) = serde_json::from_str::<WebRequest>(request_json) else {
+            return "null".to_owned();
+        };
+        self.host.now_ms = now_ms;
+        let now = self.host.now_unix_nanos() / 1_000_000_000;
+        let job = self.inner.signature_job(&RequestView::from(request), now);
+        serde_json::to_string(&job).unwrap_or_else(|_| "null".to_owned())
+    }
+
+    /// [`Authorizer::decide`] with Web Crypto's verdict on the signature `signatureJob` asked
+    /// for. A verdict for any other token is ignored and the core verifies the signature.
+    #[wasm_bindgen(js_name = decideWithSignature)]
+    pub fn decide_with_signature(
+        &mut self,
+        request_json: &str,
+        valid: bool,
+        now_ms: f64,
+    ) -> String {
+        let request: WebRequest = match serde_json::from_str(request_json) {
+            Ok(request) => request,
+            Err(err) => return error(format!("request view is not valid: {err}")),
+        };
+        self.host.now_ms = now_ms;
+        let decision =
+            self.inner
+                .decide_with_signature(&RequestView::from(request), valid, &mut self.host);
+        self.answer(&decision)
+    }
+
     /// The refusal for a body over [`Authorizer::body_limit`], audited like any decision.
     #[wasm_bindgen(js_name = refuseOversized)]
     pub fn refuse_oversized(&mut self, request_json: &str, limit: f64, now_ms: f64) -> String {

@@ -102,6 +102,18 @@ impl VerifyingKey {
         token: &str,
         options: VerificationOptions,
     ) -> Result<(), jwt_simple::Error> {
+        // ed25519's own length error is not a JWTError and would read as a claims problem;
+        // a signature of the wrong length is a signature that does not verify.
+        if matches!(self, VerifyingKey::EdDsa(_)) {
+            let length = token
+                .rsplit('.')
+                .next()
+                .and_then(|s| URL_SAFE_NO_PAD.decode(s).ok())
+                .map(|s| s.len());
+            if length != Some(64) {
+                return Err(jwt_simple::JWTError::InvalidSignature.into());
+            }
+        }
         let options = Some(options);
         match self {
             VerifyingKey::Es256(k) => k.verify_token::<NoCustomClaims>(token, options).map(drop),
@@ -121,6 +133,9 @@ impl VerifyingKey {
 pub struct KeyEntry {
     pub kid: String,
     pub verifiers: Vec<VerifyingKey>,
+    /// The public key as a JWK (`kty`, `crv`, `x`, `y`, `n`, `e`), for a runtime that
+    /// verifies signatures natively (Web Crypto) with exactly the key Bridle chose.
+    pub jwk: serde_json::Value,
 }
 
 impl KeyEntry {
@@ -256,8 +271,22 @@ pub fn key_entry(jwk: &RawJwk, allowed: &[Algorithm], at: &str) -> Result<KeyEnt
             "key can verify none of the issuer's allowed algorithms",
         ));
     }
+    let mut public = serde_json::Map::new();
+    public.insert("kty".into(), jwk.kty.clone().into());
+    for (name, value) in [
+        ("crv", &jwk.crv),
+        ("x", &jwk.x),
+        ("y", &jwk.y),
+        ("n", &jwk.n),
+        ("e", &jwk.e),
+    ] {
+        if let Some(value) = value {
+            public.insert(name.into(), value.clone().into());
+        }
+    }
     Ok(KeyEntry {
         kid: jwk.kid.clone(),
         verifiers,
+        jwk: serde_json::Value::Object(public),
     })
 }

@@ -3,6 +3,7 @@
 pub mod cache;
 pub mod claims;
 pub mod keys;
+pub mod native;
 pub mod spiffe;
 pub mod verify;
 

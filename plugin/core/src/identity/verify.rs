@@ -365,6 +365,47 @@ impl TokenVerifier {
     }
 }
 
+impl TokenVerifier {
+    /// The signature check of `token` for a runtime that verifies natively, with exactly the
+    /// key and algorithm [`TokenVerifier::verify`] would use; `Err` when any other check
+    /// fails now (the caller then decides the usual way and gets that refusal).
+    pub fn signature_job(
+        &self,
+        token: &str,
+        now: u64,
+    ) -> Result<super::native::SignatureJob, TokenError> {
+        let verified = self.verify_signed_by_host(token, now)?;
+        let malformed = || TokenError::Malformed("a JWS has exactly three segments");
+        let (signing_input, signature) = token.rsplit_once('.').ok_or_else(malformed)?;
+        let (header_b64, _) = signing_input.split_once('.').ok_or_else(malformed)?;
+        let header: Header =
+            serde_json::from_slice(&decode_segment(header_b64)?).map_err(|_| {
+                TokenError::Malformed("header is not a JSON object with a string `alg`")
+            })?;
+        let issuer = self
+            .issuers
+            .iter()
+            .find(|i| i.issuer == verified.issuer)
+            .ok_or_else(|| TokenError::UntrustedIssuer(quote(&verified.issuer)))?;
+        let alg =
+            Algorithm::from_name(&header.alg).ok_or_else(|| TokenError::AlgorithmNotAllowed {
+                alg: quote(&header.alg),
+                issuer: quote(&issuer.issuer),
+            })?;
+        let key = match &header.kid {
+            Some(kid) => issuer.keys.iter().find(|k| &k.kid == kid),
+            None => issuer.keys.first().filter(|_| issuer.keys.len() == 1),
+        }
+        .ok_or(TokenError::MissingKeyId)?;
+        Ok(super::native::SignatureJob {
+            alg: alg.name(),
+            jwk: key.jwk.clone(),
+            signing_input: signing_input.to_owned(),
+            signature: signature.to_owned(),
+        })
+    }
+}
+
 fn check_type(typ: Option<&str>, profile: TokenProfile) -> Result<(), TokenError> {
     let accepted = matches!(
         (profile, typ.map(str::to_ascii_lowercase).as_deref()),

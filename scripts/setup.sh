@@ -92,6 +92,21 @@ else
   echo "wasm-bindgen-cli $bindgen_version: installed"
 fi
 
+# --- nightly + cargo-fuzz, for the short fuzz run (scripts/fuzz.sh) -------------------------------
+if rustup run nightly rustc --version >/dev/null 2>&1; then
+  echo "rust nightly: present"
+else
+  rustup toolchain install nightly --profile minimal >/dev/null
+  echo "rust nightly: installed"
+fi
+if cargo fuzz --version >/dev/null 2>&1; then
+  echo "cargo-fuzz: present ($(cargo fuzz --version))"
+else
+  # Builds from source (about a minute); only when missing.
+  cargo install --locked --quiet cargo-fuzz
+  echo "cargo-fuzz: installed"
+fi
+
 # --- node (edge tests use its built-in test runner) ---------------------------------------------
 if command -v node >/dev/null 2>&1; then
   echo "node: present ($(node --version))"

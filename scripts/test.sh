@@ -22,3 +22,5 @@ cargo test --locked --workspace
 echo "== edge tests (Node, workerd via Miniflare, Deno, headless Chromium; tsc; wrangler bundle size)"
 cargo run --locked --quiet -p host-tests --bin bridle-cases -- target/bridle-cases.json
 node --test edge/tests/
+echo "== fuzz (cargo-fuzz on nightly, 20 s per target, no sanitizer; scripts/fuzz.sh)"
+scripts/fuzz.sh 20

@@ -25,6 +25,14 @@ for case in json.load(open(sys.argv[1]))["cases"]:
     token = case["token"].encode()
     (out / hashlib.sha1(token).hexdigest()).write_bytes(token)
 PY
+# Decision seeds: first byte 1 adds a valid workload token, 2 a valid task token.
+mkdir -p corpus/decision
+printf '\x01GET\n/api/reports\nfuzz.internal\n\n' >corpus/decision/seed-get
+printf '\x03GET\n/tasks/a\nfuzz.internal\n\n' >corpus/decision/seed-task
+printf '\x01PUT\n/approve\nfuzz.internal\nbridle-approval: x.y.z\n\n' >corpus/decision/seed-approval
+printf '\x03POST\n/mcp\nfuzz.internal\ncontent-type: application/json\n\n%s' \
+  '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"deploy","arguments":{}}}' \
+  >corpus/decision/seed-mcp
 for target in "${targets[@]}"; do
   mkdir -p "corpus/$target"
   echo "== fuzz $target (${seconds}s)"

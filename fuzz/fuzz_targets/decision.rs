@@ -1,6 +1,7 @@
 //! The whole decision on arbitrary requests: method, path, authority, headers and body from the
 //! input, against a configuration with workload, task and approval issuers, an MCP route and a
-//! policy that reads the request.
+//! policy that reads the request. The first input byte chooses whether a valid workload token
+//! and a valid task token are added, so the policy and MCP paths are reached, not only the 401.
 #![no_main]
 
 use bridle_core::RequestView;
@@ -14,7 +15,7 @@ const POLICY: &str = r#"package fuzz
 import rego.v1
 default decision := {"allow": false, "reasons": ["no"]}
 decision := {"allow": true} if input.request.method == "GET"
-decision := {"allow": false, "approval_required": true} if input.request.path == "/approve"
+decision := {"allow": false, "approval_required": true} if input.request.method == "PUT"
 "#;
 
 struct Host {
@@ -41,16 +42,17 @@ impl OnceStore for Host {
 
 fn config() -> String {
     format!(
-        r#"{{"issuers": [{es}, {rs}],
+        r#"{{"issuers": [{fuzz}, {es}, {rs}],
             "task": {{"issuers": [{{"issuer": "https://txn.fuzz.test", "profile": "txn-token", "audiences": ["bridle-gateway"], "algorithms": ["ES256"], "jwks": {es_keys}}}]}},
             "approval": {{"issuers": [{{"issuer": "https://approvals.fuzz.test", "profile": "approval", "audiences": ["bridle-gateway"], "algorithms": ["ES256"], "jwks": {es_keys}}}]}},
             "routes": [{{"name": "mcp", "path": "/mcp", "methods": ["POST"], "protocol": "mcp"}},
                        {{"name": "tasks", "path": "/tasks/**", "require_task": true}}],
             "mcp": {{"max_body_bytes": 4096, "tools": {{"deploy": {{"action": "execute", "data_class": "infrastructure"}}}}}},
             "policy": {{"entrypoint": "data.fuzz.decision", "modules": [{{"name": "fuzz.rego", "source": {policy}}}], "data": {{}}}}}}"#,
+        fuzz = common::FUZZ_ISSUER,
         es = common::ES256_ISSUER,
         rs = common::RS256_ISSUER,
-        es_keys = serde_json::from_str::<serde_json::Value>(common::ES256_ISSUER)
+        es_keys = serde_json::from_str::<serde_json::Value>(common::FUZZ_ISSUER)
             .map(|v| v["jwks"].to_string())
             .unwrap_or_default(),
         policy = serde_json::Value::String(POLICY.to_owned()),
@@ -103,7 +105,22 @@ fuzz_target!(|data: &[u8]| {
         static AUTHORIZER: std::cell::RefCell<Authorizer> = std::cell::RefCell::new(
             Authorizer::from_json(config().as_bytes(), 7).expect("fixture configuration loads"));
     }
-    let view = request(data);
+    let Some((&selector, rest)) = data.split_first() else {
+        return;
+    };
+    let mut view = request(rest);
+    if selector & 1 == 1 {
+        view.headers.push((
+            "authorization".to_owned(),
+            format!("Bearer {}", common::VALID_TOKEN).into_bytes(),
+        ));
+    }
+    if selector & 2 == 2 {
+        view.headers.push((
+            "txn-token".to_owned(),
+            common::TXN_TOKEN.as_bytes().to_vec(),
+        ));
+    }
     let mut host = Host {
         once: MemoryOnceStore::new(64),
     };

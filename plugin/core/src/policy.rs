@@ -63,11 +63,12 @@ impl Policy {
         engine
             .add_data(data)
             .map_err(|err| ConfigError::invalid("policy.data", err))?;
+        let mut names = std::collections::HashSet::new();
         for (index, module) in raw.modules.iter().enumerate() {
-            if module.name.is_empty() {
+            if module.name.is_empty() || !names.insert(module.name.as_str()) {
                 return Err(ConfigError::invalid(
                     format!("policy.modules[{index}].name"),
-                    "must not be empty",
+                    "must be non-empty and unique",
                 ));
             }
             engine

@@ -214,6 +214,13 @@ fn cases(jwk: &Value) -> Vec<(&'static str, Mutation)> {
             Box::new(|c| c["policy"]["modules"] = json!([])),
         ),
         (
+            "policy.modules[1].name",
+            Box::new(|c| {
+                let first = c["policy"]["modules"][0].clone();
+                c["policy"]["modules"] = json!([first.clone(), first]);
+            }),
+        ),
+        (
             "issuers",
             Box::new(|c| c["issuers"] = json!({"issuer": "x"})),
         ),

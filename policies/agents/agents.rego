@@ -110,16 +110,19 @@ pattern_segments(pattern) := [] if pattern in {"", "/"}
 
 pattern_segments(pattern) := split(trim_prefix(pattern, "/"), "/") if not pattern in {"", "/"}
 
-segment_matches("*", _) := true
-
-segment_matches(expected, actual) := true if expected == actual
+# Literal patterns (the common case) compare whole arrays; wildcards go segment by segment.
+path_matches(pattern, segments) if {
+	not contains(pattern, "*")
+	pattern_segments(pattern) == segments
+}
 
 path_matches(pattern, segments) if {
+	contains(pattern, "*")
 	not endswith(pattern, "/**")
 	expected := pattern_segments(pattern)
 	count(expected) == count(segments)
 	every i, e in expected {
-		segment_matches(e, segments[i])
+		e in {"*", segments[i]}
 	}
 }
 
@@ -128,7 +131,7 @@ path_matches(pattern, segments) if {
 	expected := pattern_segments(trim_suffix(pattern, "/**"))
 	count(segments) >= count(expected)
 	every i, e in expected {
-		segment_matches(e, segments[i])
+		e in {"*", segments[i]}
 	}
 }
 
@@ -152,15 +155,45 @@ allowed_headers := {
 	"x-bridle-agent-owner": agent.owner,
 }
 
-decision := {"allow": true, "reasons": [], "headers": allowed_headers} if {
+# All checks passed: the conjunction of the negations of every `reasons` rule above, evaluated in
+# one body so an allowed request does not run (and build messages for) each denial rule.
+clear if {
 	agent
-	count(reasons) == 0
+	has_owner
+	environment in object.get(agent, "environments", [])
+	intent.action in object.get(agent, "actions", [])
+	http_route_clear
+	mcp_tool_clear
+	data_class_clear
+	scope_clear
+	object.get(input, ["delegation", "depth"], 0) <= object.get(agent, "max_delegation_depth", 0)
+}
+
+http_route_clear if intent.protocol != "http"
+
+http_route_clear if route_allowed
+
+mcp_tool_clear if intent.protocol != "mcp"
+
+mcp_tool_clear if not intent.tool
+
+mcp_tool_clear if intent.tool in object.get(agent, "tools", [])
+
+data_class_clear if not intent.data_class
+
+data_class_clear if intent.data_class in object.get(agent, "data_classes", [])
+
+scope_clear if not data.sensitive_data_classes[intent.data_class]
+
+scope_clear if data.sensitive_data_classes[intent.data_class] in task_scopes
+
+decision := {"allow": true, "reasons": [], "headers": allowed_headers} if {
+	clear
 	not needs_approval
 }
 
 decision := {"allow": false, "approval_required": true, "reasons": [approval_reason]} if {
-	agent
-	count(reasons) == 0
+	clear
 	needs_approval
 }
 

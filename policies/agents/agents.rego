@@ -197,4 +197,7 @@ decision := {"allow": false, "approval_required": true, "reasons": [approval_rea
 	needs_approval
 }
 
-decision := {"allow": false, "reasons": sort(reasons)} if count(reasons) > 0
+decision := {"allow": false, "reasons": sort(reasons)} if {
+	not clear
+	count(reasons) > 0
+}

@@ -10,6 +10,7 @@ pub mod config;
 pub mod demo;
 pub mod envoy;
 mod http1;
+pub mod jsonschema;
 pub mod paths;
 pub mod tokens;
 pub mod upstream;

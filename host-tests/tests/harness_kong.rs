@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use host_tests::{cases, demo, ConfigBuilder, TestIssuer};
+use host_tests::{cases, demo, jsonschema, ConfigBuilder, TestIssuer};
 use serde_json::{json, Value};
 use wasmtime_harness::{Harness, HostProfile, HttpOutcome, HttpRequest, Plugin, PluginOptions};
 
@@ -279,7 +279,13 @@ const KONG_CONF_RESPONSE_BUFFERS: usize = 64 * 16 * 1024;
 #[test]
 fn every_shipped_kong_file_is_exercised() {
     // Each file here is read by a test in this file; a new file needs a test first.
-    let exercised = ["README.md", "kong-plugins.yml", "kong.conf", "kong.yml"];
+    let exercised = [
+        "README.md",
+        "bridle.meta.json",
+        "kong-plugins.yml",
+        "kong.conf",
+        "kong.yml",
+    ];
     let mut shipped: Vec<String> = std::fs::read_dir(kong_dir())
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -632,4 +638,156 @@ fn policy_bundles_are_fetched_from_a_host_and_shared_between_workers() {
     second.tick().unwrap();
     assert!(second.log_contains("policy bundle revision `k1` active"));
     assert!(second.request(&request).unwrap().is_forwarded());
+}
+
+fn committed_schema() -> Value {
+    let text = std::fs::read_to_string(kong_dir().join("bridle.meta.json")).unwrap();
+    let meta: Value = serde_json::from_str(&text).unwrap();
+    meta["config_schema"].clone()
+}
+
+#[test]
+fn meta_json_is_generated_from_the_configuration_types() {
+    let generated = bridle_core::schema::kong_meta_json();
+    let path = kong_dir().join("bridle.meta.json");
+    if std::env::var_os("BRIDLE_WRITE_SCHEMA").is_some() {
+        std::fs::write(&path, &generated).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "kong/bridle.meta.json differs from the configuration types; regenerate it with \
+         `BRIDLE_WRITE_SCHEMA=1 cargo test -p host-tests --test harness_kong meta_json`"
+    );
+    let schema = committed_schema();
+    // Kong validates `config_schema` against the draft 4 metaschema.
+    assert_eq!(schema["$schema"], bridle_core::schema::DRAFT_4);
+    assert_eq!(jsonschema::lint(&schema), Vec::<String>::new());
+    let mut required: Vec<&str> = schema["required"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    required.sort_unstable();
+    assert_eq!(required, ["issuers", "policy"]);
+    assert_eq!(schema["additionalProperties"], json!(false));
+}
+
+/// Every configuration the tests and the shipped files use, by where it comes from.
+fn known_good_configs() -> Vec<(String, Value)> {
+    let issuer = demo::issuer().unwrap();
+    let mut configs = Vec::new();
+    for file in ["kong.yml", "kong-plugins.yml"] {
+        for (route, config) in bridle_configs(file) {
+            configs.push((format!("{file} {route}"), config));
+        }
+    }
+    configs.push(("demo".to_owned(), demo::config(&issuer).unwrap()));
+    for (name, config) in cases::agents().unwrap().configs {
+        configs.push((format!("policy cases {name}"), config));
+    }
+    let approver = TestIssuer::from_private_jwk("https://approvals.demo.bridle.dev", &{
+        let text = std::fs::read_to_string(host_tests::paths::demo_issuer_key()).unwrap();
+        serde_json::from_str::<Value>(&text).unwrap()
+    })
+    .unwrap()
+    .with_profile("approval");
+    let tasks = TestIssuer::new("https://txn.demo.bridle.dev", host_tests::Alg::Es256)
+        .unwrap()
+        .with_profile("txn-token");
+    let mut everything = mcp_config();
+    everything["mcp"]["filter_tools_list"] = json!(true);
+    everything["routes"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "admin", "path": "/admin/**", "methods": ["DELETE"],
+                     "require_task": true, "action": "execute", "resource": "admin", "dry_run": true}));
+    for (key, value) in [
+        (
+            "identity",
+            json!({"header": "x-agent-token", "scheme": "", "forward_credential": false,
+            "clock_skew_seconds": 10, "max_token_bytes": 4096, "cache_entries": 0}),
+        ),
+        ("connection", json!({"peer_uri_san": true})),
+        (
+            "response",
+            json!({"decision_id_header": "x-id", "realm": "agents"}),
+        ),
+        ("delegation", json!({"max_depth": 2})),
+        (
+            "revocation",
+            json!({"txn": ["t1"], "jti": ["j1"], "agents": ["a1"],
+            "feed": {"cluster": "control.internal:9000", "path": "/revocations"}}),
+        ),
+        (
+            "audit",
+            json!({"log": false, "filter_state": true, "arguments": "include", "mask": ["password"],
+            "collector": {"cluster": "collector.internal:9001", "path": "/events"}}),
+        ),
+        ("dry_run", json!(true)),
+        (
+            "task",
+            json!({"header": "txn-token", "max_lifetime_seconds": 300, "binding": "sub",
+            "forward": false, "issuers": [host_tests::config::issuer_entry(&tasks).unwrap()]}),
+        ),
+        (
+            "approval",
+            json!({"header": "x-approval", "max_lifetime_seconds": 120, "issuers": [
+            host_tests::config::issuer_entry(&approver).unwrap()]}),
+        ),
+        (
+            "bundle",
+            json!({"cluster": "control.internal:9000", "path": "/b.tar.gz", "poll_seconds": 60,
+            "timeout_ms": 500, "max_bytes": 1024, "scope": "prod", "keys": {"keys": [issuer.jwk().unwrap()]}}),
+        ),
+    ] {
+        everything[key] = value;
+    }
+    configs.push(("every block".to_owned(), everything));
+    configs
+}
+
+#[test]
+fn configurations_satisfy_the_schema_and_bad_ones_fail_it_as_bridle_does() {
+    let schema = committed_schema();
+    for (name, config) in known_good_configs() {
+        if let Err(errors) = jsonschema::validate(&schema, &config) {
+            panic!("{name}: {errors:#?}");
+        }
+        let started = harness().start(PluginOptions::with_config(config.to_string()));
+        assert!(started.is_ok(), "{name}: {:?}", started.err());
+    }
+    let good = mcp_config();
+    type Edit = fn(&mut Value);
+    let broken: [(&str, Edit); 6] = [
+        ("misspelt key", |c| {
+            c["issuers"][0]["audience"] = json!(["x"])
+        }),
+        ("unknown top-level block", |c| c["logging"] = json!({})),
+        ("wrong type", |c| c["dry_run"] = json!("yes")),
+        ("unknown profile", |c| {
+            c["issuers"][0]["profile"] = json!("saml")
+        }),
+        ("missing policy", |c| {
+            c.as_object_mut().unwrap().remove("policy");
+        }),
+        ("negative number", |c| {
+            c["mcp"]["max_body_bytes"] = json!(-1)
+        }),
+    ];
+    for (what, edit) in broken {
+        let mut config = good.clone();
+        edit(&mut config);
+        assert!(
+            jsonschema::validate(&schema, &config).is_err(),
+            "{what}: the schema accepts it"
+        );
+        assert!(
+            harness()
+                .start(PluginOptions::with_config(config.to_string()))
+                .is_err(),
+            "{what}: Bridle accepts it"
+        );
+    }
 }

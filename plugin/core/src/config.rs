@@ -7,6 +7,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
     #[serde(default)]
@@ -44,6 +45,7 @@ pub struct RawConfig {
 
 /// Where audit events go and what they may contain.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct RawAudit {
     /// One JSON line per decision in the proxy log, behind `bridle.audit `.
@@ -70,6 +72,7 @@ impl Default for RawAudit {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ArgumentsInAudit {
     Omit,
@@ -78,6 +81,7 @@ pub enum ArgumentsInAudit {
 
 /// Batched export of audit events (`POST path` on `cluster`, JSON lines).
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawCollector {
     pub cluster: String,
@@ -109,6 +113,7 @@ fn default_max_buffered() -> usize {
 /// A signed OPA-layout bundle (`.rego` files, `data.json` files, `.manifest`,
 /// `.signatures.json`) fetched with `GET path` on `cluster` every `poll_seconds`.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawBundle {
     pub cluster: String,
@@ -139,6 +144,7 @@ fn default_bundle_max_bytes() -> usize {
 
 /// Revoked tasks, tokens and agents: inline, and from a feed the host polls.
 #[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct RawRevocation {
     pub txn: Vec<String>,
@@ -149,6 +155,7 @@ pub struct RawRevocation {
 
 /// A feed fetched from an upstream cluster of the host (`GET path` on `cluster`).
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawFeed {
     pub cluster: String,
@@ -188,6 +195,7 @@ fn default_true() -> bool {
 
 /// Approval credentials: short-lived JWTs from an approver service, each approving one action.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawApproval {
     #[serde(default = "default_approval_header")]
@@ -207,6 +215,7 @@ fn default_approval_lifetime() -> u64 {
 
 /// Per-task credentials: OAuth transaction tokens.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawTask {
     #[serde(default = "default_task_header")]
@@ -230,6 +239,7 @@ fn default_task_lifetime() -> u64 {
 
 /// Which claim of a task credential names the workload it was issued to.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum TaskBinding {
     /// `req_wl`, the requesting workload (transaction-token draft).
@@ -240,6 +250,7 @@ pub enum TaskBinding {
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct RawDelegation {
     pub max_depth: usize,
@@ -259,6 +270,7 @@ impl Default for RawDelegation {
 
 /// A route: how to read requests whose path and method match.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawRoute {
     pub name: String,
@@ -282,6 +294,7 @@ pub struct RawRoute {
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Protocol {
     #[default]
@@ -300,6 +313,7 @@ impl Protocol {
 
 /// Read, write and execute are separate grants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ActionClass {
     Read,
@@ -318,6 +332,7 @@ impl ActionClass {
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct RawMcp {
     pub max_body_bytes: usize,
@@ -342,6 +357,7 @@ impl Default for RawMcp {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawTool {
     pub action: ActionClass,
@@ -363,6 +379,7 @@ impl Default for RawTool {
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct RawIdentity {
     pub header: String,
@@ -380,6 +397,7 @@ pub struct RawIdentity {
 /// header equals the payload segment of the token in `identity.header` (binding the proof to
 /// that token).
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawHostVerification {
     /// Envoy: `jwt_authn` `forward_payload_header`.
@@ -404,6 +422,7 @@ impl Default for RawIdentity {
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawIssuer {
     pub issuer: String,
@@ -415,6 +434,7 @@ pub struct RawIssuer {
 
 /// How a token of an issuer is shaped and which header `typ` it must carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum TokenProfile {
     /// SPIFFE JWT-SVID: `sub` is a SPIFFE ID; `typ`, when present, is `JWT` or `JOSE`.
@@ -443,6 +463,7 @@ impl TokenProfile {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawJwks {
     pub keys: Vec<RawJwk>,
@@ -451,6 +472,7 @@ pub struct RawJwks {
 /// One JSON Web Key. Fields other than the ones Bridle reads are refused rather than ignored,
 /// except the informational ones listed here.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawJwk {
     pub kty: String,
@@ -472,6 +494,7 @@ pub struct RawJwk {
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawPolicy {
     pub entrypoint: String,
@@ -490,6 +513,7 @@ fn default_max_instructions() -> usize {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawModule {
     pub name: String,
@@ -497,6 +521,7 @@ pub struct RawModule {
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct RawResponse {
     pub decision_id_header: String,
@@ -513,6 +538,7 @@ impl Default for RawResponse {
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct RawConnection {
     /// Read the mTLS peer's URI SAN from the host and expose it to policy.

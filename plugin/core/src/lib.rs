@@ -23,6 +23,8 @@ pub mod policy;
 pub mod request;
 pub mod revocation;
 pub mod route;
+#[cfg(feature = "schema")]
+pub mod schema;
 pub mod task;
 pub mod tools_list;
 

@@ -1,6 +1,7 @@
 //! Decisions through the compiled `.wasm` in the harness (release build of the harness):
 //! a refused request without a credential (the filter's floor), a cached token, a new token
-//! per request for ES256 / EdDSA / RS256, and an MCP `tools/call` with the shipped policy.
+//! per request for ES256 / EdDSA / RS256, and an MCP `tools/call` with the shipped policy (small
+//! and with a 48 KiB argument).
 //! Compare within one run: `cargo bench -p host-tests --bench decisions`.
 
 #![allow(
@@ -19,9 +20,34 @@ use wasmtime_harness::{Harness, HttpRequest, Plugin, PluginOptions};
 
 const AGENT: &str = "spiffe://demo.bridle.dev/agent/research-bot";
 const FRESH_TOKENS: usize = 4000;
+const LARGE_ARGUMENT: usize = 48 * 1024;
+
+/// The check Envoy's RBAC makes in `scripts/bench-envoy.py` (b), as Rego: what a decision costs
+/// apart from the agent policy's evaluation.
+const EQUIVALENT_REGO: &str = r#"package bench
+import rego.v1
+default decision := {"allow": false, "reasons": ["not allowed"]}
+decision := {"allow": true, "reasons": []} if {
+	input.identity.spiffe.id == "spiffe://demo.bridle.dev/agent/research-bot"
+	input.request.method == "GET"
+	segments := input.request.segments
+	array.slice(segments, 0, 2) == ["api", "reports"]
+	count(segments) <= 3
+}
+"#;
 
 fn plugin(harness: &Harness, issuers: &[&TestIssuer]) -> Plugin {
+    plugin_with(harness, issuers, None)
+}
+
+fn plugin_with(harness: &Harness, issuers: &[&TestIssuer], rego: Option<&str>) -> Plugin {
     let mut builder = ConfigBuilder::agents().unwrap().environment("prod");
+    if let Some(source) = rego {
+        builder = builder.set(
+            "policy",
+            json!({"entrypoint": "data.bench.decision", "modules": [{"name": "bench.rego", "source": source}]}),
+        );
+    }
     for issuer in issuers {
         builder = builder.issuer(issuer).unwrap();
     }
@@ -56,6 +82,9 @@ fn decisions(c: &mut Criterion) {
     let harness = Harness::load(host_tests::paths::wasm().unwrap()).unwrap();
     let es256 = TestIssuer::new("spiffe://demo.bridle.dev", Alg::Es256).unwrap();
     let mut group = c.benchmark_group("decision");
+    // One token for the cached cases, minted before the plugins start: the plugins' clocks are
+    // fixed at start, and a token minted minutes of benchmarking later would not be valid yet.
+    let token = es256.token_for(AGENT).unwrap();
 
     let mut p = plugin(&harness, &[&es256]);
     let floor = HttpRequest::get("/api/reports/q3").authority("api.internal");
@@ -64,24 +93,40 @@ fn decisions(c: &mut Criterion) {
         b.iter(|| p.request(&floor).unwrap())
     });
 
-    let cached = get(&es256.token_for(AGENT).unwrap());
+    let cached = get(&token);
     assert!(p.request(&cached).unwrap().is_forwarded());
     group.bench_function("cached_token_allow", |b| {
         b.iter(|| p.request(&cached).unwrap())
     });
 
+    let mut equivalent = plugin_with(&harness, &[&es256], Some(EQUIVALENT_REGO));
+    assert!(equivalent.request(&cached).unwrap().is_forwarded());
+    group.bench_function("cached_token_allow_equivalent_policy", |b| {
+        b.iter(|| equivalent.request(&cached).unwrap())
+    });
+
     let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "read_report", "arguments": {"id": "q3"}}}).to_string();
     let mcp = HttpRequest::post("/mcp")
         .authority("mcp.internal")
-        .header(
-            "authorization",
-            format!("Bearer {}", es256.token_for(AGENT).unwrap()),
-        )
+        .header("authorization", format!("Bearer {token}"))
         .header("content-type", "application/json")
         .body(body.into_bytes());
     assert!(p.request(&mcp).unwrap().is_forwarded());
     group.bench_function("cached_token_mcp_tools_call", |b| {
         b.iter(|| p.request(&mcp).unwrap())
+    });
+
+    // A large MCP body: the parse cost grows with the arguments, the decision does not.
+    let large = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "read_report", "arguments": {"id": "q3", "note": "x".repeat(LARGE_ARGUMENT)}}}).to_string();
+    let large_mcp = HttpRequest::post("/mcp")
+        .authority("mcp.internal")
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .body(large.into_bytes());
+    let reply = p.request(&large_mcp).unwrap();
+    assert!(reply.is_forwarded(), "large MCP body: {:?}", reply.status());
+    group.bench_function("cached_token_mcp_tools_call_large_body", |b| {
+        b.iter(|| p.request(&large_mcp).unwrap())
     });
 
     for alg in [Alg::Es256, Alg::EdDsa, Alg::Rs256] {

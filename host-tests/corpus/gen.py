@@ -27,6 +27,9 @@ AGENT = "spiffe://corpus.bridle.test/agent/corpus-bot"
 HOST = "corpus.internal"
 APPROVE_PATH = "/approve"
 NOW = int(time.time())
+# The skew the tests configure (`identity.clock_skew_seconds`): wide, so that a slow machine
+# between generation and the last case never turns an accepted token into an expired one.
+CLOCK_SKEW = 120
 
 ALGS = ["ES256", "ES384", "EdDSA", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512"]
 
@@ -272,7 +275,7 @@ def main(out: str) -> None:
 
     # --- time ---------------------------------------------------------------------------------
     refuse("time/expired", svid.mint(svid.claims(exp=NOW - 3600, iat=NOW - 7200)), "expired")
-    refuse("time/expired-just-past-skew", svid.mint(svid.claims(exp=NOW - 120)), "expired")
+    refuse("time/expired-just-past-skew", svid.mint(svid.claims(exp=NOW - CLOCK_SKEW - 90)), "expired")
     refuse("time/not-yet-valid", svid.mint(svid.claims(nbf=NOW + 3600)), "not_yet_valid")
     refuse("time/issued-in-future", svid.mint(svid.claims(iat=NOW + 3600, exp=NOW + 7200)), "future_iat")
     refuse("time/missing-exp", svid.mint(svid.claims(exp=DROP)), "missing_exp")
@@ -400,13 +403,14 @@ def main(out: str) -> None:
     refuse("approval/no-jti", appr.mint(appr.claims(sub="approver:bob", action_digest=digest)), "approval_jti", slot="approval")
     refuse("approval/standing-lifetime", appr.mint(dict(good_approval, exp=NOW + 3000)), "standing", slot="approval")
     refuse("approval/foreign-key", appr.mint(good_approval, key=Key("P-384")), "bad_signature", slot="approval")
-    refuse("approval/expired", appr.mint(dict(good_approval, iat=NOW - 400, exp=NOW - 200)), "expired", slot="approval")
+    refuse("approval/expired", appr.mint(dict(good_approval, iat=NOW - CLOCK_SKEW - 400, exp=NOW - CLOCK_SKEW - 200)), "expired", slot="approval")
     refuse("approval/workload-token", svid.mint(), "untrusted_issuer", slot="approval")
 
     cases = [c for c in cases if c["token"]]
     corpus = {
         "generator": f"PyJWT {jwt.__version__}",
         "now": NOW,
+        "clock_skew_seconds": CLOCK_SKEW,
         "audience": AUDIENCE,
         "agent": AGENT,
         "host": HOST,

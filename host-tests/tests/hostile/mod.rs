@@ -1,6 +1,7 @@
 //! The hostile-token corpus (`host-tests/corpus/gen.py`, PyJWT + cryptography): generated at
 //! test time with fresh keys, read back, and turned into a Bridle configuration and requests.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -36,10 +37,12 @@ pub fn generate() -> Corpus {
         "{} is missing: run scripts/setup.sh",
         python.display()
     );
+    // Tests in one binary generate in parallel: the counter keeps their files apart.
+    static GENERATED: AtomicUsize = AtomicUsize::new(0);
     let out: PathBuf = std::env::temp_dir().join(format!(
         "bridle-corpus-{}-{}.json",
         std::process::id(),
-        host_tests::tokens::unix_now()
+        GENERATED.fetch_add(1, Ordering::Relaxed)
     ));
     let status = Command::new(&python)
         .arg(root.join("host-tests/corpus/gen.py"))
@@ -81,6 +84,7 @@ impl Corpus {
         )
         .build();
         config["issuers"] = self.doc["issuers"].clone();
+        config["identity"]["clock_skew_seconds"] = self.doc["clock_skew_seconds"].clone();
         config
     }
 

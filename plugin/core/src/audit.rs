@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use crate::decision::Outcome;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AuditEvent {
     pub kind: &'static str,
     pub decision_id: String,
@@ -36,7 +36,7 @@ pub struct AuditEvent {
 }
 
 /// Who acted. Tokens appear only by digest and `jti`, never whole.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AgentRef {
     pub issuer: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -52,7 +52,7 @@ pub struct AgentRef {
     pub cache_hit: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RequestRef {
     pub method: String,
     pub authority: String,
@@ -62,7 +62,7 @@ pub struct RequestRef {
 
 /// What was attempted. Tool arguments are left out unless the configuration includes them,
 /// and then with the configured keys masked: they can carry data the audit trail must not copy.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct IntentRef {
     pub protocol: &'static str,
     pub action: &'static str,
@@ -112,7 +112,7 @@ impl From<&crate::intent::Intent> for IntentRef {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PolicyRef {
     pub entrypoint: String,
     /// `bundle` or `config`.

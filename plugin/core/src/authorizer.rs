@@ -605,26 +605,18 @@ impl Authorizer {
             Err(Refusal(outcome, reason)) => (outcome, vec![reason], Vec::new()),
         };
         let decision_id = self.next_decision_id();
-        let mut decision = Decision {
-            outcome,
-            decision_id,
-            reasons,
-            upstream_headers: Vec::new(),
-            remove_headers: Vec::new(),
-            response_headers: Vec::new(),
-            cache_hit: trace.cache_hit,
-            tools_filter: None,
-            approval: None,
-            dry_run: false,
-            audit_json: String::new(),
-            policy_revision: self.policy_source.revision.clone(),
-        };
+        let mut upstream_headers = Vec::new();
+        let mut remove_headers = Vec::new();
+        let mut response_headers = Vec::new();
+        let mut tools_filter = None;
+        let mut approval = None;
+        let mut decision_dry_run = false;
         let dry_run = self.dry_run || trace.dry_run;
         let id_header = (
             self.settings.decision_id_header.clone(),
-            decision.decision_id.clone(),
+            decision_id.clone(),
         );
-        decision.response_headers.push(id_header.clone());
+        response_headers.push(id_header.clone());
         // A dry run forwards whatever the outcome, like an allow without the policy's headers;
         // requests that cannot be read safely (400, 413) are still refused.
         if dry_run
@@ -633,25 +625,23 @@ impl Authorizer {
                 Outcome::Allow | Outcome::BadRequest | Outcome::PayloadTooLarge
             )
         {
-            decision.dry_run = true;
-            decision.upstream_headers.push(id_header.clone());
-            decision.remove_headers = self.credential_headers();
+            decision_dry_run = true;
+            upstream_headers.push(id_header.clone());
+            remove_headers = self.credential_headers();
         }
         match outcome {
             Outcome::Allow => {
-                decision.tools_filter = trace.tools_filter.take();
-                decision.upstream_headers = policy_headers;
-                decision.upstream_headers.push(id_header);
-                decision.dry_run = dry_run;
-                decision.remove_headers = self.credential_headers();
+                tools_filter = trace.tools_filter.take();
+                upstream_headers = policy_headers;
+                upstream_headers.push(id_header);
+                decision_dry_run = dry_run;
+                remove_headers = self.credential_headers();
             }
             Outcome::Unauthenticated => {
-                let challenge = self.challenge(&decision.reasons);
-                decision
-                    .response_headers
-                    .push(("www-authenticate".to_owned(), challenge));
+                let challenge = self.challenge(&reasons);
+                response_headers.push(("www-authenticate".to_owned(), challenge));
             }
-            Outcome::ApprovalRequired => decision.approval = trace.approval_request.clone(),
+            Outcome::ApprovalRequired => approval = trace.approval_request.clone(),
             Outcome::Deny
             | Outcome::BadRequest
             | Outcome::PayloadTooLarge
@@ -671,11 +661,11 @@ impl Authorizer {
         let finished = host.now_unix_nanos();
         let event = AuditEvent {
             kind: "bridle.decision",
-            decision_id: decision.decision_id.clone(),
+            decision_id: decision_id.clone(),
             time: audit::rfc3339(started),
             outcome,
             status: outcome.status(),
-            reasons: decision.reasons.clone(),
+            reasons: reasons.clone(),
             agent: trace.agent,
             task: trace.task,
             delegation: trace.delegation,
@@ -698,11 +688,23 @@ impl Authorizer {
                 revision: self.policy_source.revision.clone(),
             },
             latency_us: finished.saturating_sub(started) / 1_000,
-            dry_run: decision.dry_run,
+            dry_run: decision_dry_run,
         };
-        decision.audit_json = event.to_json();
         host.record(&event);
-        decision
+        Decision {
+            outcome,
+            decision_id,
+            reasons,
+            upstream_headers,
+            remove_headers,
+            response_headers,
+            cache_hit: trace.cache_hit,
+            tools_filter,
+            approval,
+            dry_run: decision_dry_run,
+            policy_revision: self.policy_source.revision.clone(),
+            audit: event,
+        }
     }
 
     /// Credential headers never forwarded upstream, unless configured otherwise.

@@ -84,8 +84,10 @@ pub struct Decision {
     pub approval: Option<crate::approval::ApprovalRequest>,
     /// Dry run: the outcome is recorded, but the request is forwarded whatever it is.
     pub dry_run: bool,
-    /// The audit event of this decision, as JSON, for hosts that attach it to the stream.
-    pub audit_json: String,
+    /// The audit event of this decision (already given to the host's audit sink), for hosts
+    /// that also attach it to the stream. Serialized only by whoever needs it: most requests
+    /// with the audit log off never pay for JSON.
+    pub audit: crate::audit::AuditEvent,
     /// The revision of the policy that decided (bundle revision, or a digest of the inline policy).
     pub policy_revision: String,
 }

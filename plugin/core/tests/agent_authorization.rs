@@ -557,14 +557,14 @@ fn dry_run_records_but_never_refuses_and_arguments_can_be_audited_masked() {
         d.remove_headers.contains(&"authorization".to_owned()),
         "credentials are stripped in dry run too"
     );
-    let event: Value = serde_json::from_str(&d.audit_json).unwrap();
+    let event: Value = serde_json::from_str(&d.audit.to_json()).unwrap();
     assert_eq!(event["dry_run"], true);
     assert_eq!(event["outcome"], "deny");
     assert_eq!(
         event["intent"]["arguments"],
         json!({"path": "/", "nested": {"token": "***"}})
     );
-    assert!(!d.audit_json.contains("s3cret"));
+    assert!(!d.audit.to_json().contains("s3cret"));
     let unreadable = f.mcp(&identity, Some(&task), b"[1]", &[]);
     assert!(
         !unreadable.forwards(),

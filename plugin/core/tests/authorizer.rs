@@ -318,7 +318,7 @@ fn policy_outcomes_map_to_statuses() {
     );
     assert!(
         denied.policy_revision.starts_with("sha256:")
-            && denied.audit_json.contains(&denied.policy_revision),
+            && denied.audit.policy.revision == denied.policy_revision,
         "an inline policy is named by its digest in the decision and the audit event"
     );
 }

@@ -141,7 +141,7 @@ impl BridleFilter {
             // Envoy keeps it as filter state `wasm.bridle_decision` for the access log.
             self.set_property(
                 vec!["bridle_decision"],
-                Some(decision.audit_json.as_bytes()),
+                Some(decision.audit.to_json().as_bytes()),
             );
         }
         if !decision.forwards() {

@@ -430,6 +430,16 @@ impl Envoy {
         send_to(self.port, request)
     }
 
+    /// Sends `request` through the listener as a slow chunked upload (see [`send_chunked_to`]).
+    pub fn send_chunked(
+        &self,
+        request: &Request,
+        chunks: &[&[u8]],
+        pause: Duration,
+    ) -> Result<Response, Error> {
+        send_chunked_to(self.port(), request, chunks, pause)
+    }
+
     /// `GET target` with these headers.
     pub fn get(&self, target: &str, headers: &[(&str, &str)]) -> Result<Response, Error> {
         let mut request = Request::new("GET", target);
@@ -550,6 +560,42 @@ impl Response {
     }
 }
 
+/// Sends `request` with its body as `transfer-encoding: chunked`, one chunk per item of
+/// `chunks`, pausing `pause` before each: a slow client. The request's own body is ignored.
+pub fn send_chunked_to(
+    port: u16,
+    request: &Request,
+    chunks: &[&[u8]],
+    pause: Duration,
+) -> Result<Response, Error> {
+    let head = Request {
+        body: Vec::new(),
+        ..request.clone()
+    }
+    .header("transfer-encoding", "chunked");
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(10))
+        .context(|| format!("connecting to 127.0.0.1:{port}"))?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .context(|| "read timeout".into())?;
+    stream
+        .write_all(&head.wire())
+        .context(|| "sending the request head".into())?;
+    for chunk in chunks {
+        std::thread::sleep(pause);
+        let mut frame = format!("{:x}\r\n", chunk.len()).into_bytes();
+        frame.extend_from_slice(chunk);
+        frame.extend_from_slice(b"\r\n");
+        // The proxy may answer (413) and close before the client is done: stop sending then.
+        if stream.write_all(&frame).is_err() {
+            break;
+        }
+    }
+    let _ = stream.write_all(b"0\r\n\r\n");
+    read_response(stream, &head.method)
+}
+
 /// Sends `request` to 127.0.0.1:`port` and reads the whole response.
 pub fn send_to(port: u16, request: &Request) -> Result<Response, Error> {
     let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
@@ -561,6 +607,10 @@ pub fn send_to(port: u16, request: &Request) -> Result<Response, Error> {
     stream
         .write_all(&request.wire())
         .context(|| format!("sending {} {}", request.method, request.target))?;
+    read_response(stream, &request.method)
+}
+
+fn read_response(stream: TcpStream, method: &str) -> Result<Response, Error> {
     let mut reader = BufReader::new(stream);
     let head = http1::read_head(&mut reader)?
         .ok_or_else(|| Error::Http("connection closed before a response".into()))?;
@@ -570,7 +620,7 @@ pub fn send_to(port: u16, request: &Request) -> Result<Response, Error> {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| Error::Http(format!("bad status line `{}`", head.start)))?;
-    let framing = if request.method == "HEAD" || status == 204 || status == 304 || status < 200 {
+    let framing = if method == "HEAD" || status == 204 || status == 304 || status < 200 {
         Framing::None
     } else {
         http1::framing(&head.headers, true)?

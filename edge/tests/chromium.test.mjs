@@ -9,12 +9,12 @@ import { readFile } from "node:fs/promises";
 import { readFileSync } from "node:fs";
 import { extname, join, normalize } from "node:path";
 import { chromium } from "playwright-core";
-import { agentsConfig, es256Issuer, root } from "./support.mjs";
+import { agentsConfig, badCredentials, bearerFrom, es256Issuer, root } from "./support.mjs";
 
 const edge = join(root, "edge");
 const RESEARCH = "spiffe://demo.bridle.dev/agent/research-bot";
 const issuer = await es256Issuer("spiffe://demo.bridle.dev");
-const bearer = async (sub, claims = {}) => `Bearer ${await issuer.mint({ sub, aud: "bridle-gateway", ...claims })}`;
+const bearer = (sub, claims) => bearerFrom(issuer, sub, claims);
 const types = { ".html": "text/html", ".mjs": "text/javascript", ".js": "text/javascript", ".wasm": "application/wasm", ".json": "application/json" };
 const seen = [];
 let server;
@@ -96,13 +96,7 @@ test("chromium: a policy deny is refused in the browser and never reaches the or
 
 test("chromium: bad tokens are 401 with a challenge and never reach the origin", async () => {
   seen.length = 0;
-  const forged = `Bearer ${await (await es256Issuer("spiffe://demo.bridle.dev")).mint({ sub: RESEARCH, aud: "bridle-gateway" })}`;
-  const expired = await bearer(RESEARCH, { exp: Math.floor(Date.now() / 1000) - 3600 });
-  for (const [authorization, reason] of [
-    [null, "no credential in header `authorization`"],
-    [expired, "token has expired"],
-    [forged, "token signature does not verify"],
-  ]) {
+  for (const [authorization, reason] of await badCredentials(issuer, RESEARCH)) {
     const answer = await send("GET", "/api/reports", authorization);
     assert.equal(answer.status, 401);
     assert.deepEqual(answer.body.reasons, [reason]);

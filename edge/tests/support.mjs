@@ -64,6 +64,26 @@ export async function issuer(alg, iss, kid = "edge-1") {
 
 export const es256Issuer = (iss, kid) => issuer("ES256", iss, kid);
 
+/** `Authorization: Bearer …` for `sub`, minted by `issuer` for the demo gateway audience. */
+export async function bearerFrom(issuer, sub, claims = {}) {
+  return `Bearer ${await issuer.mint({ sub, aud: "bridle-gateway", ...claims })}`;
+}
+
+/**
+ * Credentials every runtime must refuse with 401, as [authorization header or null, reason]:
+ * none, expired (from the trusted `issuer`), signed by an unknown key under the same issuer
+ * name, and not a JWT.
+ */
+export async function badCredentials(issuer, sub) {
+  const forger = await es256Issuer(issuer.iss, issuer.kid);
+  return [
+    [null, "no credential in header `authorization`"],
+    [await bearerFrom(issuer, sub, { exp: Math.floor(Date.now() / 1000) - 3600 }), "token has expired"],
+    [await bearerFrom(forger, sub), "token signature does not verify"],
+    ["Bearer not.a.jwt", "token malformed: a segment is not base64url without padding"],
+  ];
+}
+
 export function agentsConfig(issuer, environment = "prod", extra = {}) {
   const policyDir = join(root, "policies", "agents");
   return {

@@ -9,12 +9,12 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Miniflare } from "miniflare";
-import { agentsConfig, es256Issuer, root } from "./support.mjs";
+import { agentsConfig, badCredentials, bearerFrom, es256Issuer, root } from "./support.mjs";
 
 const edge = join(root, "edge");
 const RESEARCH = "spiffe://demo.bridle.dev/agent/research-bot";
 const issuer = await es256Issuer("spiffe://demo.bridle.dev");
-const bearer = async (sub, claims = {}) => `Bearer ${await issuer.mint({ sub, aud: "bridle-gateway", ...claims })}`;
+const bearer = (sub, claims) => bearerFrom(issuer, sub, claims);
 const outdir = mkdtempSync(join(tmpdir(), "bridle-worker-"));
 const seen = [];
 let dryRun;
@@ -80,14 +80,7 @@ test("workerd: a policy deny is a 403 and never reaches the origin", async () =>
 
 test("workerd: bad tokens are 401 with a challenge and never reach the origin", async () => {
   seen.length = 0;
-  const forged = `Bearer ${await (await es256Issuer("spiffe://demo.bridle.dev")).mint({ sub: RESEARCH, aud: "bridle-gateway" })}`;
-  const expired = await bearer(RESEARCH, { exp: Math.floor(Date.now() / 1000) - 3600 });
-  for (const [authorization, reason] of [
-    [null, "no credential in header `authorization`"],
-    [expired, "token has expired"],
-    [forged, "token signature does not verify"],
-    ["Bearer not.a.jwt", "token malformed: a segment is not base64url without padding"],
-  ]) {
+  for (const [authorization, reason] of await badCredentials(issuer, RESEARCH)) {
     const response = await worker.dispatchFetch("https://guard.example/api/reports", { headers: authorization ? { authorization } : {} });
     assert.equal(response.status, 401);
     assert.deepEqual((await response.json()).reasons, [reason]);

@@ -1,7 +1,8 @@
 //! Decisions through the compiled `.wasm` in the harness (release build of the harness):
 //! a refused request without a credential (the filter's floor), a cached token, a new token
-//! per request for ES256 / EdDSA / RS256, and an MCP `tools/call` with the shipped policy (small
-//! and with a 48 KiB argument).
+//! per request for ES256 / EdDSA / RS256 (and ES256 verified by the host, as Envoy's `jwt_authn`
+//! in front of Bridle with `identity.host_verification`), and an MCP `tools/call` with the
+//! shipped policy (small and with a 48 KiB argument).
 //! Compare within one run: `cargo bench -p host-tests --bench decisions`.
 
 #![allow(
@@ -14,6 +15,7 @@
 use std::cell::Cell;
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use host_tests::tokens::corrupt_signature;
 use host_tests::{Alg, Claims, ConfigBuilder, TestIssuer};
 use serde_json::json;
 use wasmtime_harness::{Harness, HttpRequest, Plugin, PluginOptions};
@@ -21,6 +23,15 @@ use wasmtime_harness::{Harness, HttpRequest, Plugin, PluginOptions};
 const AGENT: &str = "spiffe://demo.bridle.dev/agent/research-bot";
 const FRESH_TOKENS: usize = 4000;
 const LARGE_ARGUMENT: usize = 48 * 1024;
+/// What Envoy's `jwt_authn` is configured with in `scripts/bench-envoy.py` and
+/// `host_tests::envoy::jwt_authn`: the verified payload segment is forwarded in this header, and
+/// its dynamic metadata (the proof) is read at this property path.
+const PAYLOAD_HEADER: &str = "x-bridle-jwt-payload";
+const PROOF_PROPERTY: [&str; 3] = [
+    "metadata",
+    "filter_metadata",
+    "envoy.filters.http.jwt_authn",
+];
 
 /// The check Envoy's RBAC makes in `scripts/bench-envoy.py` (b), as Rego: what a decision costs
 /// apart from the agent policy's evaluation.
@@ -41,6 +52,17 @@ fn plugin(harness: &Harness, issuers: &[&TestIssuer]) -> Plugin {
 }
 
 fn plugin_with(harness: &Harness, issuers: &[&TestIssuer], rego: Option<&str>) -> Plugin {
+    start(harness, issuers, rego, false)
+}
+
+/// Signatures left to the host: the proof property is present for every request, as
+/// `jwt_authn`'s metadata is after it verified a token (what this plugin checks is that the
+/// payload header matches the token).
+fn host_verified_plugin(harness: &Harness, issuers: &[&TestIssuer]) -> Plugin {
+    start(harness, issuers, None, true)
+}
+
+fn start(harness: &Harness, issuers: &[&TestIssuer], rego: Option<&str>, by_host: bool) -> Plugin {
     let mut builder = ConfigBuilder::agents().unwrap().environment("prod");
     if let Some(source) = rego {
         builder = builder.set(
@@ -51,8 +73,14 @@ fn plugin_with(harness: &Harness, issuers: &[&TestIssuer], rego: Option<&str>) -
     for issuer in issuers {
         builder = builder.issuer(issuer).unwrap();
     }
+    let identity = if by_host {
+        json!({"cache_entries": 1024, "host_verification": {
+            "payload_header": PAYLOAD_HEADER, "proof_property": PROOF_PROPERTY}})
+    } else {
+        json!({"cache_entries": 1024})
+    };
     let config = builder
-        .set("identity", json!({"cache_entries": 1024}))
+        .set("identity", identity)
         .set("audit", json!({"log": false}))
         .set(
             "routes",
@@ -63,13 +91,20 @@ fn plugin_with(harness: &Harness, issuers: &[&TestIssuer], rego: Option<&str>) -
             json!({"tools": {"read_report": {"action": "read", "data_class": "internal"}}}),
         )
         .build();
-    harness
-        .start(
-            PluginOptions::with_config(config.to_string())
-                .record_logs(false)
-                .at(std::time::SystemTime::now()),
-        )
-        .unwrap()
+    let mut options = PluginOptions::with_config(config.to_string())
+        .record_logs(false)
+        .at(std::time::SystemTime::now());
+    if by_host {
+        // jwt_authn's `payload_in_metadata` writes a non-empty struct; any non-empty value is a proof.
+        options = options.property(&PROOF_PROPERTY, r#"{"workload":{"sub":"…"}}"#);
+    }
+    harness.start(options).unwrap()
+}
+
+/// A request as it leaves `jwt_authn` (`forward: true`, `forward_payload_header`): the token,
+/// and its payload segment in the payload header.
+fn host_verified_get(token: &str) -> HttpRequest {
+    get(token).header(PAYLOAD_HEADER, token.split('.').nth(1).unwrap())
 }
 
 fn get(token: &str) -> HttpRequest {
@@ -153,6 +188,35 @@ fn decisions(c: &mut Criterion) {
             })
         });
     }
+
+    // ES256 verified by the host: Bridle still parses the token and makes every other check,
+    // and compares the payload header with the token, but does not verify the signature.
+    let issuer = TestIssuer::new("spiffe://demo.bridle.dev", Alg::Es256).unwrap();
+    let mut by_host = host_verified_plugin(&harness, &[&issuer]);
+    let mut by_wasm = plugin(&harness, &[&issuer]);
+    let fresh = || issuer.mint(&Claims::new(AGENT).unique_jti()).unwrap();
+    // The host-verified path is really the one measured: a token whose signature is wrong is
+    // accepted only by the plugin that trusts the host, and never without the payload header.
+    let bad = corrupt_signature(&fresh()).unwrap();
+    let reply = by_host.request(&host_verified_get(&bad)).unwrap();
+    assert!(reply.is_forwarded(), "host-verified: {:?}", reply.status());
+    assert_eq!(
+        by_wasm.request(&host_verified_get(&bad)).unwrap().status(),
+        401
+    );
+    assert_eq!(by_host.request(&get(&fresh())).unwrap().status(), 401);
+    let requests: Vec<HttpRequest> = (0..FRESH_TOKENS)
+        .map(|_| host_verified_get(&fresh()))
+        .collect();
+    assert!(by_host.request(&requests[0]).unwrap().is_forwarded());
+    let next = Cell::new(0usize);
+    group.bench_function("new_token_ES256_host_verified", |b| {
+        b.iter(|| {
+            let i = next.get();
+            next.set((i + 1) % FRESH_TOKENS);
+            by_host.request(&requests[i]).unwrap()
+        })
+    });
     group.finish();
 }
 

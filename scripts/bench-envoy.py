@@ -8,12 +8,24 @@ One upstream Envoy answering 200 itself, and one proxy Envoy (--concurrency 1) p
   bridle-equiv (c) bridle.wasm with a Rego policy making that same check
   bridle-agents    bridle.wasm with the shipped agent policy on the same GET
   bridle-mcp   (d) bridle.wasm with the shipped agent policy on MCP tools/call POSTs
-All use one cached ES256 token (demo issuer), audit log off. wrk runs against the proxies in
-turn, alternating, several rounds each; the script prints requests/s and latency per round, Envoy
-CPU per request (utime+stime over the run), RSS, and ratios (median, min, max) against (a) and (b).
+All of these use one cached ES256 token (demo issuer), audit log off. New credentials, every
+request a token neither cache has seen (wrk cycles through --fresh-tokens distinct pre-minted
+tokens, valid for the whole run, continuing each configuration's cycle from round to round; more
+tokens than Bridle's `identity.cache_entries`):
+  jwt-rbac-fresh             (e) jwt_authn without jwt_cache_config + the RBAC of (b)
+  bridle-fresh               (f) bridle.wasm verifying ES256 itself (pure wasm), the policy of (c)
+  bridle-hostverified-fresh  (g) jwt_authn verifying (forward, forward_payload_header,
+                                 payload_in_metadata) + bridle.wasm with identity.host_verification
+                                 and the policy of (c)
+wrk runs against the proxies in turn, alternating, several rounds each; the script prints
+requests/s and latency per round, Envoy CPU per request (utime+stime over the run), RSS, and ratios
+(median, min, max) against (a), (b) and, for new credentials, (e). Before that, --startup-runs
+times each of --startup-configs started alone (nothing else starting): seconds to /ready and to
+the first forwarded request.
 Usage: .venv/bin/python scripts/bench-envoy.py [--rounds N] [--seconds S] [--connections C ...]
-[--configs NAME ...] [--baseline-rego FILE] (adds `bridle-baseline`: the agent policy replaced by
-FILE, e.g. an earlier agents.rego, on the same GET). Needs wrk (scripts/setup.sh --bench).
+[--configs NAME ...] [--fresh-tokens N] [--startup-runs N] [--startup-configs NAME ...]
+[--baseline-rego FILE] (adds `bridle-baseline`: the agent policy replaced by FILE, e.g. an earlier
+agents.rego, on the same GET). Needs wrk (scripts/setup.sh --bench).
 """
 import argparse, json, os, re, socket, statistics, subprocess, sys, tempfile, time, urllib.request
 from pathlib import Path
@@ -33,6 +45,11 @@ def free_port():
 
 
 AGENT = "spiffe://demo.bridle.dev/agent/research-bot"
+ISSUER = "spiffe://demo.bridle.dev"
+# (g): jwt_authn forwards the verified payload segment in this header and records its metadata
+# under its filter name, the proof Bridle reads.
+PAYLOAD_HEADER = "x-bridle-jwt-payload"
+PROOF_PROPERTY = ["metadata", "filter_metadata", "envoy.filters.http.jwt_authn"]
 
 # (c): exactly what the RBAC filter of (b) checks, as Rego.
 EQUIVALENT_REGO = f"""package bench
@@ -69,23 +86,38 @@ def plugin_config(jwk, variant="agents"):
     }
     if variant == "baseline":
         config["policy"]["modules"][0]["source"] = Path(BASELINE_REGO).read_text()
-    if variant == "equiv":
+    if variant in ("equiv", "equiv-host"):
         config["policy"] = {"entrypoint": "data.bench.decision", "modules": [{"name": "bench.rego", "source": EQUIVALENT_REGO}]}
+    if variant == "equiv-host":
+        config["identity"] = {"host_verification": {"payload_header": PAYLOAD_HEADER, "proof_property": PROOF_PROPERTY}}
     if variant == "mcp":
         config["routes"] = [{"name": "mcp", "path": "/mcp", "methods": ["POST"], "protocol": "mcp"}]
         config["mcp"] = {"tools": {"read_report": {"action": "read", "data_class": "internal"}}}
     return config
 
 
-def native_filters(jwk):
-    """(b): jwt_authn verifying the token (verified tokens cached) and RBAC on its payload."""
-    jwt_authn = {"name": "envoy.filters.http.jwt_authn", "typed_config": {
+def jwt_authn_filter(jwk, cache, for_bridle=False):
+    provider = {"issuer": ISSUER, "audiences": ["bridle-gateway"],
+                "local_jwks": {"inline_string": json.dumps({"keys": [public_jwk(jwk)]})},
+                "payload_in_metadata": "jwt_payload"}
+    if cache:
+        provider["jwt_cache_config"] = {"jwt_cache_size": 1024}
+    if for_bridle:
+        provider.update({"forward": True, "forward_payload_header": PAYLOAD_HEADER})
+    return {"name": "envoy.filters.http.jwt_authn", "typed_config": {
         "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
-        "providers": {"demo": {"issuer": "spiffe://demo.bridle.dev", "audiences": ["bridle-gateway"],
-                               "local_jwks": {"inline_string": json.dumps({"keys": [public_jwk(jwk)]})},
-                               "payload_in_metadata": "jwt_payload",
-                               "jwt_cache_config": {"jwt_cache_size": 1024}}},
+        "providers": {"demo": provider},
         "rules": [{"match": {"prefix": "/"}, "requires": {"provider_name": "demo"}}]}}
+
+
+def host_verification_filters(jwk):
+    """(g): jwt_authn verifying every token (no cache) for Bridle."""
+    return f"- {json.dumps(jwt_authn_filter(jwk, cache=False, for_bridle=True))}"
+
+
+def native_filters(jwk, cache=True):
+    """(b), and (e) without cache: jwt_authn verifying the token and RBAC on its payload."""
+    jwt_authn = jwt_authn_filter(jwk, cache)
     rbac = {"name": "envoy.filters.http.rbac", "typed_config": {
         "@type": "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC",
         "rules": {"action": "ALLOW", "policies": {"research-bot": {
@@ -133,7 +165,7 @@ def start(config_text, workdir, name):
     return proc
 
 
-def wait_ready(admin, proc, name):
+def wait_ready(admin, proc, name, poll=0.2):
     deadline = time.time() + 60
     while time.time() < deadline:
         if proc.poll() is not None:
@@ -144,7 +176,7 @@ def wait_ready(admin, proc, name):
                     return
         except OSError:
             pass
-        time.sleep(0.2)
+        time.sleep(poll)
     sys.exit(f"{name}: not ready")
 
 
@@ -160,10 +192,14 @@ def rss_mb(pid):
     return 0.0
 
 
-def wrk(port, seconds, connections, token, mcp_script=None):
-    target = ["-s", str(mcp_script), f"http://127.0.0.1:{port}/mcp"] if mcp_script else [f"http://127.0.0.1:{port}/api/reports/q3"]
-    out = subprocess.check_output(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency",
-                                   "-H", f"authorization: Bearer {token}", *target], text=True)
+def wrk(port, seconds, connections, token, mcp_script=None, fresh=None):
+    """fresh: (Lua script cycling through the new tokens, index of the first one)."""
+    if fresh:
+        target = ["-s", str(fresh[0]), f"http://127.0.0.1:{port}/api/reports/q3", "--", str(fresh[1])]
+    else:
+        target = ["-H", f"authorization: Bearer {token}"]
+        target += ["-s", str(mcp_script), f"http://127.0.0.1:{port}/mcp"] if mcp_script else [f"http://127.0.0.1:{port}/api/reports/q3"]
+    out = subprocess.check_output(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", *target], text=True)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     total = int(re.search(r"(\d+) requests in", out).group(1))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
@@ -174,9 +210,75 @@ def wrk(port, seconds, connections, token, mcp_script=None):
 
 BASELINE_REGO = None
 
-# name -> (Bridle configuration variant or None, native filters?)
-CONFIGS = {"bare": (None, False), "jwt-rbac": (None, True), "bridle-equiv": ("equiv", False),
-           "bridle-agents": ("agents", False), "bridle-mcp": ("mcp", False)}
+# name -> (Bridle configuration variant or None, filters before Bridle, new token per request?)
+CONFIGS = {"bare": (None, None, False), "jwt-rbac": (None, "jwt-rbac", False),
+           "bridle-equiv": ("equiv", None, False), "bridle-agents": ("agents", None, False),
+           "bridle-mcp": ("mcp", None, False),
+           "jwt-rbac-fresh": (None, "jwt-rbac-nocache", True), "bridle-fresh": ("equiv", None, True),
+           "bridle-hostverified-fresh": ("equiv-host", "jwt-authn-host", True)}
+
+
+def proxy_config(name, jwk, port, admin, up_port):
+    variant, pre, _ = CONFIGS[name]
+    filters = {None: "", "jwt-rbac": native_filters(jwk), "jwt-rbac-nocache": native_filters(jwk, cache=False),
+               "jwt-authn-host": host_verification_filters(jwk)}[pre]
+    return render(port, admin, up_port, plugin_config(jwk, variant or "agents"), variant is not None, filters)
+
+
+def mint(key, kid, exp, jti=None):
+    claims = {"iss": ISSUER, "sub": AGENT, "aud": "bridle-gateway", "iat": int(time.time()), "exp": exp}
+    if jti:
+        claims["jti"] = jti
+    return jwt.encode(claims, key, algorithm="ES256", headers={"kid": kid, "typ": "JWT"})
+
+
+def fresh_script(path, tokens):
+    """wrk script: request i carries token (first + i) mod N; requests are formatted once in init."""
+    table = ",\n".join(json.dumps(t) for t in tokens)
+    path.write_text(f"""local tokens = {{
+{table}
+}}
+local requests = {{}}
+local i = 0
+function init(args)
+  for k, token in ipairs(tokens) do
+    local headers = {{}}
+    for name, value in pairs(wrk.headers) do headers[name] = value end
+    headers["authorization"] = "Bearer " .. token
+    requests[k] = wrk.format("GET", "/api/reports/q3", headers)
+  end
+  i = (tonumber(args[1]) or 0) % #requests
+end
+function request()
+  i = i % #requests + 1
+  return requests[i]
+end
+""")
+
+
+def startup(name, jwk, token, up_port, workdir, run):
+    """Seconds from starting this Envoy, alone, to /ready and to its first forwarded request."""
+    port, admin = free_port(), free_port()
+    text = proxy_config(name, jwk, port, admin, up_port)
+    started = time.time()
+    proc = start(text, workdir, f"startup-{name}-{run}")
+    try:
+        wait_ready(admin, proc, name, poll=0.02)
+        ready = time.time() - started
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/api/reports/q3",
+                                         headers={"authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(request, timeout=30) as reply:
+            if reply.status != 200:
+                sys.exit(f"{name}: first request answered {reply.status}")
+        return ready, time.time() - started
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def envoy_stats(admin, pattern):
+    with urllib.request.urlopen(f"http://127.0.0.1:{admin}/stats?filter={pattern}", timeout=5) as reply:
+        return dict(line.split(": ", 1) for line in reply.read().decode().splitlines() if ": " in line)
 
 
 def spread(rows, base, i):
@@ -191,6 +293,11 @@ def main():
     args.add_argument("--seconds", type=int, default=10)
     args.add_argument("--connections", type=int, nargs="+", default=[1, 16])
     args.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    args.add_argument("--fresh-tokens", type=int, default=4000,
+                      help="distinct new tokens cycled through (more than identity.cache_entries, 1024)")
+    args.add_argument("--startup-runs", type=int, default=3)
+    args.add_argument("--startup-configs", nargs="*", default=["bare", "bridle-equiv", "bridle-agents"],
+                      choices=list(CONFIGS))
     args.add_argument("--baseline-rego")
     opts = args.parse_args()
     if opts.baseline_rego:
@@ -200,59 +307,85 @@ def main():
         opts.configs.append("bridle-baseline")
     jwk = json.loads((ROOT / "envoy/demo/demo-issuer.jwk.json").read_text())
     key = jwt.algorithms.ECAlgorithm.from_jwk(json.dumps({k: jwk[k] for k in ("kty", "crv", "x", "y", "d")}))
-    now = int(time.time())
-    token = jwt.encode({"iss": "spiffe://demo.bridle.dev", "sub": "spiffe://demo.bridle.dev/agent/research-bot",
-                        "aud": "bridle-gateway", "iat": now, "exp": now + 3600}, key, algorithm="ES256",
-                       headers={"kid": jwk["kid"], "typ": "JWT"})
+    names = [n for n in CONFIGS if n in opts.configs]
+    # Valid for the whole run, with an hour to spare.
+    runtime = opts.rounds * len(opts.connections) * len(names) * (opts.seconds + 2) + 120 * opts.startup_runs
+    exp = int(time.time()) + runtime + 3600
+    token = mint(key, jwk["kid"], exp)
     workdir = Path(tempfile.mkdtemp(prefix="bridle-bench-"))
+    fresh_lua = workdir / "fresh.lua"
+    if any(CONFIGS[n][2] for n in names):
+        fresh_script(fresh_lua, [mint(key, jwk["kid"], exp, jti=f"bench-{i}") for i in range(opts.fresh_tokens)])
     mcp_script = workdir / "mcp.lua"
     mcp_script.write_text(f'wrk.method = "POST"\nwrk.body = {json.dumps(MCP_BODY)}\n'
                           'wrk.headers["content-type"] = "application/json"\n')
     up_port, up_admin = free_port(), free_port()
     procs = {"upstream": (start(UPSTREAM.format(port=up_port, admin=up_admin), workdir, "upstream"), up_admin, up_port)}
-    names = [n for n in CONFIGS if n in opts.configs]
-    for name in names:
-        variant, native = CONFIGS[name]
-        port, admin = free_port(), free_port()
-        text = render(port, admin, up_port, plugin_config(jwk, variant or "agents"), variant is not None,
-                      native_filters(jwk) if native else "")
-        procs[name] = (start(text, workdir, name), admin, port)
     try:
+        wait_ready(up_admin, procs["upstream"][0], "upstream")
+        for name in opts.startup_configs:
+            times = [startup(name, jwk, token, up_port, workdir, run) for run in range(opts.startup_runs)]
+            if times:
+                print(f"{name} started alone, {len(times)} times: /ready after "
+                      + ", ".join(f"{r:.2f}" for r, _ in times) + " s; first forwarded request after "
+                      + ", ".join(f"{f:.2f}" for _, f in times) + " s", flush=True)
+        for name in names:
+            port, admin = free_port(), free_port()
+            procs[name] = (start(proxy_config(name, jwk, port, admin, up_port), workdir, name), admin, port)
         for name, (proc, admin, _) in procs.items():
             started = time.time()
             wait_ready(admin, proc, name)
             if name != "upstream":
                 print(f"{name}: ready after {time.time() - started:.2f} s (checked in turn)", flush=True)
         results = {}
+        width = max(len(n) for n in names)
+        next_token = {name: 0 for name in names}
         for connections in opts.connections:
             for rnd in range(opts.rounds):
                 for name in names:
                     proc, _, port = procs[name]
                     before = cpu_ticks(proc.pid)
                     script = mcp_script if name == "bridle-mcp" else None
-                    rps, total, non2xx, lat = wrk(port, opts.seconds, connections, token, script)
+                    fresh = (fresh_lua, next_token[name]) if CONFIGS[name][2] else None
+                    rps, total, non2xx, lat = wrk(port, opts.seconds, connections, token, script, fresh)
+                    # Continue the cycle in the next round, past any request still in flight.
+                    next_token[name] = (next_token[name] + total + 4 * connections) % opts.fresh_tokens
                     ticks = cpu_ticks(proc.pid) - before
                     cpu_us = ticks / os.sysconf("SC_CLK_TCK") * 1e6 / max(total, 1)
                     if non2xx:
                         sys.exit(f"{name}: {non2xx} non-2xx responses: the check is not equivalent")
                     results.setdefault((name, connections), []).append((rps, lat["50"], lat["99"], cpu_us))
-                    print(f"c={connections:<3} round {rnd + 1} {name:<13} {rps:>9.0f} req/s  p50 {lat['50']:>7.0f} us  p99 {lat['99']:>7.0f} us  cpu {cpu_us:>6.1f} us/req", flush=True)
+                    print(f"c={connections:<3} round {rnd + 1} {name:<{width}} {rps:>9.0f} req/s  p50 {lat['50']:>7.0f} us  p99 {lat['99']:>7.0f} us  cpu {cpu_us:>6.1f} us/req", flush=True)
         print()
         for connections in opts.connections:
             print(f"c={connections}   (ratio = median; [min, max] over rounds)")
             for name in names:
                 rows = results[(name, connections)]
                 med = lambda i: statistics.median(r[i] for r in rows)
-                line = f"  {name:<13} {med(0):>8.0f} req/s  p50 {med(1):>6.0f} us  p99 {med(2):>6.0f} us  cpu {med(3):>6.1f} us/req"
+                line = f"  {name:<{width}} {med(0):>8.0f} req/s  p50 {med(1):>6.0f} us  p99 {med(2):>6.0f} us  cpu {med(3):>6.1f} us/req"
                 if "bare" in names and name != "bare":
                     base = results[("bare", connections)]
                     r, lo, hi = spread(rows, base, 0)
                     line += f"  req/s vs bare {r:.2f} [{lo:.2f}, {hi:.2f}]  added p50 {med(1) - statistics.median(b[1] for b in base):.0f} us"
-                if "jwt-rbac" in names and name.startswith("bridle"):
+                fresh = CONFIGS[name][2]
+                if "jwt-rbac" in names and name.startswith("bridle") and not fresh:
                     r, lo, hi = spread(rows, results[("jwt-rbac", connections)], 3)
                     line += f"  cpu vs jwt-rbac x{r:.2f} [{lo:.2f}, {hi:.2f}]"
+                if fresh:
+                    line += f"  {1e6 / med(3):.0f} new tokens per worker CPU-second"
+                if fresh and "jwt-rbac-fresh" in names and name != "jwt-rbac-fresh":
+                    base = results[("jwt-rbac-fresh", connections)]
+                    r, lo, hi = spread(rows, base, 0)
+                    line += f"  req/s vs jwt-rbac-fresh {r:.2f} [{lo:.2f}, {hi:.2f}]"
+                    r, lo, hi = spread(rows, base, 3)
+                    line += f"  cpu vs jwt-rbac-fresh x{r:.2f} [{lo:.2f}, {hi:.2f}]"
                 print(line)
         print("RSS: " + ", ".join(f"{name} {rss_mb(procs[name][0].pid):.0f} MB" for name in names))
+        for name in names:
+            if CONFIGS[name][0] is not None and CONFIGS[name][2]:
+                # New tokens must have missed Bridle's cache, or this measured the wrong thing.
+                stats = envoy_stats(procs[name][1], "token_cache")
+                print(f"{name} token cache: " + ", ".join(f"{k.rsplit('.', 1)[-1]} {v}" for k, v in sorted(stats.items())))
     finally:
         for proc, _, _ in procs.values():
             proc.terminate()

@@ -1,9 +1,9 @@
 //! The hostile-token corpus (`host-tests/corpus/gen.py`, PyJWT + cryptography): generated at
 //! test time with fresh keys, read back, and turned into a Bridle configuration and requests.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use host_tests::{config::inline_policy, paths, ConfigBuilder};
 use serde_json::{json, Value};

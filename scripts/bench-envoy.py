@@ -51,18 +51,9 @@ ISSUER = "spiffe://demo.bridle.dev"
 PAYLOAD_HEADER = "x-bridle-jwt-payload"
 PROOF_PROPERTY = ["metadata", "filter_metadata", "envoy.filters.http.jwt_authn"]
 
-# (c): exactly what the RBAC filter of (b) checks, as Rego.
-EQUIVALENT_REGO = f"""package bench
-import rego.v1
-default decision := {{"allow": false, "reasons": ["not allowed"]}}
-decision := {{"allow": true, "reasons": []}} if {{
-	input.identity.spiffe.id == "{AGENT}"
-	input.request.method == "GET"
-	segments := input.request.segments
-	array.slice(segments, 0, 2) == ["api", "reports"]
-	count(segments) <= 3
-}}
-"""
+# (c): exactly what the RBAC filter of (b) checks, as Rego (shared with the harness benches).
+EQUIVALENT_REGO = (ROOT / "policies/bench/equivalent.rego").read_text()
+assert f'"{AGENT}"' in EQUIVALENT_REGO, "policies/bench/equivalent.rego names another agent"
 
 MCP_BODY = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
                        "params": {"name": "read_report", "arguments": {"id": "q3"}}})

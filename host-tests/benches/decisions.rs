@@ -35,17 +35,7 @@ const PROOF_PROPERTY: [&str; 3] = [
 
 /// The check Envoy's RBAC makes in `scripts/bench-envoy.py` (b), as Rego: what a decision costs
 /// apart from the agent policy's evaluation.
-const EQUIVALENT_REGO: &str = r#"package bench
-import rego.v1
-default decision := {"allow": false, "reasons": ["not allowed"]}
-decision := {"allow": true, "reasons": []} if {
-	input.identity.spiffe.id == "spiffe://demo.bridle.dev/agent/research-bot"
-	input.request.method == "GET"
-	segments := input.request.segments
-	array.slice(segments, 0, 2) == ["api", "reports"]
-	count(segments) <= 3
-}
-"#;
+const EQUIVALENT_REGO: &str = include_str!("../../policies/bench/equivalent.rego");
 
 fn plugin(harness: &Harness, issuers: &[&TestIssuer]) -> Plugin {
     plugin_with(harness, issuers, None)

@@ -24,17 +24,7 @@ use serde_json::json;
 const REGO: &str = include_str!("../../../policies/agents/agents.rego");
 const DATA: &str = include_str!("../../../policies/agents/data.json");
 const AGENT: &str = "spiffe://demo.bridle.dev/agent/research-bot";
-const EQUIVALENT: &str = r#"package bench
-import rego.v1
-default decision := {"allow": false, "reasons": ["not allowed"]}
-decision := {"allow": true, "reasons": []} if {
-	input.identity.spiffe.id == "spiffe://demo.bridle.dev/agent/research-bot"
-	input.request.method == "GET"
-	segments := input.request.segments
-	array.slice(segments, 0, 2) == ["api", "reports"]
-	count(segments) <= 3
-}
-"#;
+const EQUIVALENT: &str = include_str!("../../../policies/bench/equivalent.rego");
 
 struct Host {
     now: u64,

@@ -32,16 +32,12 @@ from pathlib import Path
 
 import jwt  # PyJWT, installed with the MCP SDK
 
+import envoy_proc
+from envoy_proc import UPSTREAM, cpu_ticks, free_port
+
 ROOT = Path(__file__).resolve().parent.parent
-ENVOY = Path(subprocess.check_output([str(ROOT / ".venv/bin/python"), "-c",
-    "import os, envoy; print(os.path.join(os.path.dirname(envoy.__file__), '_bin', 'envoy'))"], text=True).strip())
+ENVOY = envoy_proc.envoy_binary()
 WASM = ROOT / "target/wasm32-wasip1/release/bridle.wasm"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 AGENT = "spiffe://demo.bridle.dev/agent/research-bot"
@@ -132,55 +128,18 @@ def render(listen, admin, upstream, config, with_bridle, pre_filters=""):
     return re.sub(r"\$\{(\w+)\}", lambda m: values.get(m.group(1), m.group(0)), text)
 
 
-UPSTREAM = """admin: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {admin}}}}}}}
-static_resources:
-  listeners:
-  - address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: upstream
-          route_config: {{virtual_hosts: [{{name: all, domains: ["*"], routes: [{{match: {{prefix: "/"}}, direct_response: {{status: 200, body: {{inline_string: "ok"}}}}}}]}}]}}
-          http_filters: [{{name: envoy.filters.http.router, typed_config: {{"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}}}]
-"""
 
 
 def start(config_text, workdir, name):
-    path = workdir / f"{name}.yaml"
-    path.write_text(config_text)
-    proc = subprocess.Popen([str(ENVOY), "-c", str(path), "--concurrency", "1", "-l", "error", "--base-id-path",
-                             str(workdir / f"{name}.base-id"), "--use-dynamic-base-id"],
-                            stdout=subprocess.DEVNULL, stderr=open(workdir / f"{name}.log", "w"))
-    return proc
+    return envoy_proc.start(ENVOY, config_text, workdir, name)
 
 
 def wait_ready(admin, proc, name, poll=0.2):
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            sys.exit(f"{name}: envoy exited")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{admin}/ready", timeout=1) as reply:
-                if b"LIVE" in reply.read():
-                    return
-        except OSError:
-            pass
-        time.sleep(poll)
-    sys.exit(f"{name}: not ready")
-
-
-def cpu_ticks(pid):
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
+    envoy_proc.wait_ready(admin, proc, name, timeout=60, poll=poll)
 
 
 def rss_mb(pid):
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    return envoy_proc.rss_kb(pid) / 1024
 
 
 def wrk(port, seconds, connections, token, mcp_script=None, fresh=None):

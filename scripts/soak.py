@@ -21,6 +21,8 @@ from pathlib import Path
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from envoy_proc import UPSTREAM, envoy_binary, free_port, rss_kb, start, wait_ready
+
 ROOT = Path(__file__).resolve().parent.parent
 WASM = ROOT / "target/wasm32-wasip1/release/bridle.wasm"
 ISS = "spiffe://soak.bridle.test"
@@ -32,30 +34,6 @@ default decision := {"allow": false, "reasons": ["not allowed"]}
 decision := {"allow": true} if input.request.method == "GET"
 decision := {"allow": true} if input.intent.tool == "search"
 """
-UPSTREAM = """admin: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {admin}}}}}}}
-static_resources:
-  listeners:
-  - address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: upstream
-          route_config: {{virtual_hosts: [{{name: all, domains: ["*"], routes: [{{match: {{prefix: "/"}}, direct_response: {{status: 200, body: {{inline_string: "ok"}}}}}}]}}]}}
-          http_filters: [{{name: envoy.filters.http.router, typed_config: {{"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}}}]
-"""
-
-
-def envoy_binary():
-    return Path(subprocess.check_output([str(ROOT / ".venv/bin/python"), "-c",
-        "import os, envoy; print(os.path.join(os.path.dirname(envoy.__file__), '_bin', 'envoy'))"], text=True).strip())
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def b64(data):
@@ -99,36 +77,6 @@ def render(listen, admin, upstream, config):
               "CONTROL_PORT": str(upstream), "ACCESS_LOG": json.dumps("/dev/null"), "PRE_FILTERS": "",
               "WASM_PATH": json.dumps(str(WASM)), "PLUGIN_CONFIG": json.dumps(json.dumps(config))}
     return re.sub(r"\$\{(\w+)\}", lambda m: values.get(m.group(1), m.group(0)), text)
-
-
-def start(envoy, text, workdir, name):
-    path = workdir / f"{name}.yaml"
-    path.write_text(text)
-    return subprocess.Popen([str(envoy), "-c", str(path), "--concurrency", "1", "-l", "error",
-                             "--base-id-path", str(workdir / f"{name}.base-id"), "--use-dynamic-base-id"],
-                            stdout=subprocess.DEVNULL, stderr=open(workdir / f"{name}.log", "w"))
-
-
-def wait_ready(admin, proc, name):
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            sys.exit(f"{name}: envoy exited")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{admin}/ready", timeout=1) as reply:
-                if b"LIVE" in reply.read():
-                    return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    sys.exit(f"{name}: not ready")
-
-
-def rss_kb(pid):
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
 
 
 def mcp_body(tool, pad=0):

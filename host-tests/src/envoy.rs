@@ -573,12 +573,7 @@ pub fn send_chunked_to(
         ..request.clone()
     }
     .header("transfer-encoding", "chunked");
-    let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(10))
-        .context(|| format!("connecting to 127.0.0.1:{port}"))?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .context(|| "read timeout".into())?;
+    let mut stream = connect(port)?;
     stream
         .write_all(&head.wire())
         .context(|| "sending the request head".into())?;
@@ -596,14 +591,20 @@ pub fn send_chunked_to(
     read_response(stream, &head.method)
 }
 
-/// Sends `request` to 127.0.0.1:`port` and reads the whole response.
-pub fn send_to(port: u16, request: &Request) -> Result<Response, Error> {
+/// A connection to 127.0.0.1:`port` that gives up reading after 30 s.
+fn connect(port: u16) -> Result<TcpStream, Error> {
     let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(10))
+    let stream = TcpStream::connect_timeout(&address, Duration::from_secs(10))
         .context(|| format!("connecting to 127.0.0.1:{port}"))?;
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .context(|| "read timeout".into())?;
+    Ok(stream)
+}
+
+/// Sends `request` to 127.0.0.1:`port` and reads the whole response.
+pub fn send_to(port: u16, request: &Request) -> Result<Response, Error> {
+    let mut stream = connect(port)?;
     stream
         .write_all(&request.wire())
         .context(|| format!("sending {} {}", request.method, request.target))?;

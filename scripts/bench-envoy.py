@@ -253,7 +253,7 @@ def main():
     if opts.baseline_rego:
         global BASELINE_REGO
         BASELINE_REGO = opts.baseline_rego
-        CONFIGS["bridle-baseline"] = ("baseline", False)
+        CONFIGS["bridle-baseline"] = ("baseline", None, False)
         opts.configs.append("bridle-baseline")
     jwk = json.loads((ROOT / "envoy/demo/demo-issuer.jwk.json").read_text())
     key = jwt.algorithms.ECAlgorithm.from_jwk(json.dumps({k: jwk[k] for k in ("kty", "crv", "x", "y", "d")}))

@@ -24,7 +24,8 @@ times each of --startup-configs started alone (nothing else starting): seconds t
 the first forwarded request.
 Usage: .venv/bin/python scripts/bench-envoy.py [--rounds N] [--seconds S] [--connections C ...]
 [--configs NAME ...] [--fresh-tokens N] [--startup-runs N] [--startup-configs NAME ...]
-[--baseline-rego FILE] (adds `bridle-baseline`: the agent policy replaced by FILE, e.g. an earlier
+[--wasm FILE] [--baseline-rego FILE] (--wasm: another build of the module, e.g. rustc's output
+before wasm-opt; --baseline-rego adds `bridle-baseline`: the agent policy replaced by FILE, e.g. an earlier
 agents.rego, on the same GET). Needs wrk (scripts/setup.sh --bench).
 """
 import argparse, json, os, re, socket, statistics, subprocess, sys, tempfile, time, urllib.request
@@ -238,6 +239,7 @@ def spread(rows, base, i):
 
 
 def main():
+    global WASM
     args = argparse.ArgumentParser()
     args.add_argument("--rounds", type=int, default=3)
     args.add_argument("--seconds", type=int, default=10)
@@ -249,7 +251,9 @@ def main():
     args.add_argument("--startup-configs", nargs="*", default=["bare", "bridle-equiv", "bridle-agents"],
                       choices=list(CONFIGS))
     args.add_argument("--baseline-rego")
+    args.add_argument("--wasm", type=Path, default=WASM, help="the module every Bridle configuration loads")
     opts = args.parse_args()
+    WASM = opts.wasm.resolve()
     if opts.baseline_rego:
         global BASELINE_REGO
         BASELINE_REGO = opts.baseline_rego

@@ -21,7 +21,7 @@ wrk runs against the proxies in turn, alternating, several rounds each; the scri
 requests/s and latency per round, Envoy CPU per request (utime+stime over the run), RSS, and ratios
 (median, min, max) against (a), (b) and, for new credentials, (e). Before that, --startup-runs
 times each of --startup-configs started alone (nothing else starting): seconds to /ready and to
-the first forwarded request.
+the first forwarded request, and the CPU seconds used until /ready; --rounds 0 stops there.
 Usage: .venv/bin/python scripts/bench-envoy.py [--rounds N] [--seconds S] [--connections C ...]
 [--configs NAME ...] [--fresh-tokens N] [--startup-runs N] [--startup-configs NAME ...]
 [--wasm FILE] [--baseline-rego FILE] (--wasm: another build of the module, e.g. rustc's output
@@ -208,7 +208,9 @@ end
 
 
 def startup(name, jwk, token, up_port, workdir, run):
-    """Seconds from starting this Envoy, alone, to /ready and to its first forwarded request."""
+    """Seconds from starting this Envoy, alone, to /ready and to its first forwarded request, and
+    the CPU seconds it used until /ready (all threads: V8 compiles on background threads too, so
+    wall time depends on free cores, CPU time much less)."""
     port, admin = free_port(), free_port()
     text = proxy_config(name, jwk, port, admin, up_port)
     started = time.time()
@@ -216,12 +218,13 @@ def startup(name, jwk, token, up_port, workdir, run):
     try:
         wait_ready(admin, proc, name, poll=0.02)
         ready = time.time() - started
+        cpu = cpu_ticks(proc.pid) / os.sysconf("SC_CLK_TCK")
         request = urllib.request.Request(f"http://127.0.0.1:{port}/api/reports/q3",
                                          headers={"authorization": f"Bearer {token}"})
         with urllib.request.urlopen(request, timeout=30) as reply:
             if reply.status != 200:
                 sys.exit(f"{name}: first request answered {reply.status}")
-        return ready, time.time() - started
+        return ready, time.time() - started, cpu
     finally:
         proc.terminate()
         proc.wait()
@@ -281,8 +284,11 @@ def main():
             times = [startup(name, jwk, token, up_port, workdir, run) for run in range(opts.startup_runs)]
             if times:
                 print(f"{name} started alone, {len(times)} times: /ready after "
-                      + ", ".join(f"{r:.2f}" for r, _ in times) + " s; first forwarded request after "
-                      + ", ".join(f"{f:.2f}" for _, f in times) + " s", flush=True)
+                      + ", ".join(f"{r:.2f}" for r, _, _ in times) + " s; first forwarded request after "
+                      + ", ".join(f"{f:.2f}" for _, f, _ in times) + " s; CPU until /ready "
+                      + ", ".join(f"{c:.2f}" for _, _, c in times) + " s", flush=True)
+        if opts.rounds == 0:
+            return
         for name in names:
             port, admin = free_port(), free_port()
             procs[name] = (start(proxy_config(name, jwk, port, admin, up_port), workdir, name), admin, port)

@@ -12,96 +12,15 @@
     clippy::indexing_slicing
 )]
 
+mod common;
+
 use std::cell::Cell;
 
+use common::*;
 use criterion::{criterion_group, criterion_main, Criterion};
 use host_tests::tokens::corrupt_signature;
-use host_tests::{Alg, Claims, ConfigBuilder, TestIssuer};
-use serde_json::json;
-use wasmtime_harness::{Harness, HttpRequest, Plugin, PluginOptions};
-
-const AGENT: &str = "spiffe://demo.bridle.dev/agent/research-bot";
-const FRESH_TOKENS: usize = 4000;
-const LARGE_ARGUMENT: usize = 48 * 1024;
-/// What Envoy's `jwt_authn` is configured with in `scripts/bench-envoy.py` and
-/// `host_tests::envoy::jwt_authn`: the verified payload segment is forwarded in this header, and
-/// its dynamic metadata (the proof) is read at this property path.
-const PAYLOAD_HEADER: &str = "x-bridle-jwt-payload";
-const PROOF_PROPERTY: [&str; 3] = [
-    "metadata",
-    "filter_metadata",
-    "envoy.filters.http.jwt_authn",
-];
-
-/// The check Envoy's RBAC makes in `scripts/bench-envoy.py` (b), as Rego: what a decision costs
-/// apart from the agent policy's evaluation.
-const EQUIVALENT_REGO: &str = include_str!("../../policies/bench/equivalent.rego");
-
-fn plugin(harness: &Harness, issuers: &[&TestIssuer]) -> Plugin {
-    plugin_with(harness, issuers, None)
-}
-
-fn plugin_with(harness: &Harness, issuers: &[&TestIssuer], rego: Option<&str>) -> Plugin {
-    start(harness, issuers, rego, false)
-}
-
-/// Signatures left to the host: the proof property is present for every request, as
-/// `jwt_authn`'s metadata is after it verified a token (what this plugin checks is that the
-/// payload header matches the token).
-fn host_verified_plugin(harness: &Harness, issuers: &[&TestIssuer]) -> Plugin {
-    start(harness, issuers, None, true)
-}
-
-fn start(harness: &Harness, issuers: &[&TestIssuer], rego: Option<&str>, by_host: bool) -> Plugin {
-    let mut builder = ConfigBuilder::agents().unwrap().environment("prod");
-    if let Some(source) = rego {
-        builder = builder.set(
-            "policy",
-            json!({"entrypoint": "data.bench.decision", "modules": [{"name": "bench.rego", "source": source}]}),
-        );
-    }
-    for issuer in issuers {
-        builder = builder.issuer(issuer).unwrap();
-    }
-    let identity = if by_host {
-        json!({"cache_entries": 1024, "host_verification": {
-            "payload_header": PAYLOAD_HEADER, "proof_property": PROOF_PROPERTY}})
-    } else {
-        json!({"cache_entries": 1024})
-    };
-    let config = builder
-        .set("identity", identity)
-        .set("audit", json!({"log": false}))
-        .set(
-            "routes",
-            json!([{"name": "mcp", "path": "/mcp", "methods": ["POST"], "protocol": "mcp"}]),
-        )
-        .set(
-            "mcp",
-            json!({"tools": {"read_report": {"action": "read", "data_class": "internal"}}}),
-        )
-        .build();
-    let mut options = PluginOptions::with_config(config.to_string())
-        .record_logs(false)
-        .at(std::time::SystemTime::now());
-    if by_host {
-        // jwt_authn's `payload_in_metadata` writes a non-empty struct; any non-empty value is a proof.
-        options = options.property(&PROOF_PROPERTY, r#"{"workload":{"sub":"…"}}"#);
-    }
-    harness.start(options).unwrap()
-}
-
-/// A request as it leaves `jwt_authn` (`forward: true`, `forward_payload_header`): the token,
-/// and its payload segment in the payload header.
-fn host_verified_get(token: &str) -> HttpRequest {
-    get(token).header(PAYLOAD_HEADER, token.split('.').nth(1).unwrap())
-}
-
-fn get(token: &str) -> HttpRequest {
-    HttpRequest::get("/api/reports/q3")
-        .authority("api.internal")
-        .header("authorization", format!("Bearer {token}"))
-}
+use host_tests::{Alg, Claims, TestIssuer};
+use wasmtime_harness::{Harness, HttpRequest};
 
 fn decisions(c: &mut Criterion) {
     let harness = Harness::load(host_tests::paths::wasm().unwrap()).unwrap();
@@ -130,24 +49,14 @@ fn decisions(c: &mut Criterion) {
         b.iter(|| equivalent.request(&cached).unwrap())
     });
 
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "read_report", "arguments": {"id": "q3"}}}).to_string();
-    let mcp = HttpRequest::post("/mcp")
-        .authority("mcp.internal")
-        .header("authorization", format!("Bearer {token}"))
-        .header("content-type", "application/json")
-        .body(body.into_bytes());
+    let mcp = mcp_call(&token, 0);
     assert!(p.request(&mcp).unwrap().is_forwarded());
     group.bench_function("cached_token_mcp_tools_call", |b| {
         b.iter(|| p.request(&mcp).unwrap())
     });
 
     // A large MCP body: the parse cost grows with the arguments, the decision does not.
-    let large = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "read_report", "arguments": {"id": "q3", "note": "x".repeat(LARGE_ARGUMENT)}}}).to_string();
-    let large_mcp = HttpRequest::post("/mcp")
-        .authority("mcp.internal")
-        .header("authorization", format!("Bearer {token}"))
-        .header("content-type", "application/json")
-        .body(large.into_bytes());
+    let large_mcp = mcp_call(&token, LARGE_ARGUMENT);
     let reply = p.request(&large_mcp).unwrap();
     assert!(reply.is_forwarded(), "large MCP body: {:?}", reply.status());
     group.bench_function("cached_token_mcp_tools_call_large_body", |b| {

@@ -46,6 +46,11 @@ fn engine() -> Result<Engine, HarnessError> {
         .get_or_init(|| {
             let mut config = Config::new();
             config.epoch_interruption(true);
+            if std::env::var_os("BRIDLE_HARNESS_PERFMAP").is_some() {
+                // `perf report` names guest functions from /tmp/perf-<pid>.map (a module with a
+                // name section, i.e. built with `strip = false`).
+                config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+            }
             let engine = Engine::new(&config).map_err(|e| format!("{e:#}"))?;
             let ticker = engine.clone();
             std::thread::Builder::new()

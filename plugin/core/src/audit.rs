@@ -1,8 +1,41 @@
 //! The audit event every decision produces: a first-class identity event.
 
+use std::ops::Deref;
+use std::rc::Rc;
+
 use serde::Serialize;
 
 use crate::decision::Outcome;
+
+/// A string every decision repeats (who acted, which policy): shared, not copied per event.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Shared(Rc<str>);
+
+impl Deref for Shared {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for Shared {
+    fn from(s: &str) -> Self {
+        Self(s.into())
+    }
+}
+
+impl From<String> for Shared {
+    fn from(s: String) -> Self {
+        Self(s.into())
+    }
+}
+
+impl Serialize for Shared {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AuditEvent {
@@ -38,17 +71,17 @@ pub struct AuditEvent {
 /// Who acted. Tokens appear only by digest and `jti`, never whole.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AgentRef {
-    pub issuer: String,
+    pub issuer: Shared,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub subject: Option<String>,
+    pub subject: Option<Shared>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub spiffe_id: Option<String>,
+    pub spiffe_id: Option<Shared>,
     /// The agent's accountable owner, from the agent inventory (`delegation.inventory`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub owner: Option<String>,
-    pub token_digest: String,
+    pub owner: Option<Shared>,
+    pub token_digest: Shared,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub jti: Option<String>,
+    pub jti: Option<Shared>,
     pub cache_hit: bool,
 }
 
@@ -114,10 +147,10 @@ impl From<&crate::intent::Intent> for IntentRef {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PolicyRef {
-    pub entrypoint: String,
+    pub entrypoint: Shared,
     /// `bundle` or `config`.
     pub source: &'static str,
-    pub revision: String,
+    pub revision: Shared,
 }
 
 impl AuditEvent {
@@ -138,12 +171,32 @@ pub fn rfc3339(unix_nanos: u64) -> String {
     let days = secs / 86_400;
     let rem = secs % 86_400;
     let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{micros:06}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    // Every decision pays for this: digits by hand, not `format!`.
+    let mut out = String::with_capacity(27);
+    push_digits(&mut out, year, 4);
+    out.push('-');
+    push_digits(&mut out, month, 2);
+    out.push('-');
+    push_digits(&mut out, day, 2);
+    out.push('T');
+    push_digits(&mut out, rem / 3600, 2);
+    out.push(':');
+    push_digits(&mut out, rem % 3600 / 60, 2);
+    out.push(':');
+    push_digits(&mut out, rem % 60, 2);
+    out.push('.');
+    push_digits(&mut out, micros, 6);
+    out.push('Z');
+    out
+}
+
+/// The last `width` decimal digits of `value`, zero-padded.
+fn push_digits(out: &mut String, value: u64, width: u32) {
+    let mut divisor = 10u64.pow(width.saturating_sub(1));
+    while divisor > 0 {
+        out.push(char::from(b'0' + (value / divisor % 10) as u8));
+        divisor /= 10;
+    }
 }
 
 // Howard Hinnant's days-to-civil algorithm, for days since 1970-01-01 (unsigned: no dates
@@ -176,5 +229,6 @@ mod tests {
             rfc3339(951_782_400_000_000_000),
             "2000-02-29T00:00:00.000000Z"
         );
+        assert_eq!(rfc3339(u64::MAX), "2554-07-21T23:34:33.709551Z");
     }
 }

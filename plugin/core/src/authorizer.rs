@@ -6,7 +6,7 @@ use std::rc::Rc;
 use regorus::Value;
 
 use crate::approval::{Action, ApprovalError, ApprovalRequest, ApprovalSettings};
-use crate::audit::{self, AgentRef, AuditEvent, PolicyRef, RequestRef};
+use crate::audit::{self, AgentRef, AuditEvent, PolicyRef, RequestRef, Shared};
 use crate::bundle::{BundleError, BundleSettings};
 use crate::compile::{self, Mcp, Route};
 use crate::config::{self, RawConfig};
@@ -49,6 +49,10 @@ pub struct Settings {
 struct CachedIdentity {
     token: VerifiedToken,
     input: Value,
+    /// The token's part of every audit event; `owner` and `cache_hit` are set per decision.
+    agent: AgentRef,
+    /// The SPIFFE ID, else the subject: whom revocations, bindings and the inventory name.
+    caller: Shared,
 }
 
 /// An early answer: why, and with which outcome, a request was refused before policy ran.
@@ -109,12 +113,12 @@ pub struct Authorizer {
 
 /// What recompiling a policy from a bundle needs, and which policy decides now.
 struct PolicySource {
-    entrypoint: String,
+    entrypoint: Shared,
     max_instructions: usize,
     inventory: Option<String>,
     /// `bundle` or `config`.
     kind: &'static str,
-    revision: String,
+    revision: Shared,
     activated_at: Option<u64>,
 }
 
@@ -311,11 +315,11 @@ impl Authorizer {
             (Some(Policy::compile(&raw.policy)?), inventory)
         };
         let policy_source = PolicySource {
-            entrypoint: raw.policy.entrypoint.clone(),
+            entrypoint: raw.policy.entrypoint.as_str().into(),
             max_instructions: raw.policy.max_instructions,
             inventory: raw.delegation.inventory.clone(),
             kind: "config",
-            revision: config_revision(&raw.policy),
+            revision: config_revision(&raw.policy).into(),
             activated_at: None,
         };
         let feed = raw.revocation.feed.clone();
@@ -422,7 +426,7 @@ impl Authorizer {
         let opened = settings.open(bytes, now)?;
         let source = &self.policy_source;
         let raw = crate::config::RawPolicy {
-            entrypoint: source.entrypoint.clone(),
+            entrypoint: source.entrypoint.to_string(),
             modules: opened.modules,
             data: opened.data,
             max_instructions: source.max_instructions,
@@ -433,7 +437,7 @@ impl Authorizer {
         self.policy = Some(policy);
         self.inventory = inventory;
         self.policy_source.kind = "bundle";
-        self.policy_source.revision = opened.revision.clone();
+        self.policy_source.revision = opened.revision.as_str().into();
         self.policy_source.activated_at = Some(now);
         Ok(opened.revision)
     }
@@ -552,7 +556,13 @@ impl Authorizer {
 
     fn next_decision_id(&mut self) -> String {
         self.next_id = self.next_id.wrapping_add(1);
-        format!("{}{:016x}", self.id_prefix, self.next_id)
+        let mut id = String::with_capacity(self.id_prefix.len() + 16);
+        id.push_str(&self.id_prefix);
+        for shift in (0..16).rev() {
+            let nibble = (self.next_id >> (shift * 4)) & 0xf;
+            id.push(char::from_digit(nibble as u32, 16).unwrap_or('0'));
+        }
+        id
     }
 
     /// Decides on one request. Never panics and never allows on an error path.
@@ -745,21 +755,11 @@ impl Authorizer {
             .authenticate(request, now, &mut trace.cache_hit)
             .map_err(Refusal::unauthenticated)?;
         let token = &identity.token;
-        let caller = token
-            .spiffe
-            .as_ref()
-            .map(|s| s.id.clone())
-            .or_else(|| token.subject.clone())
-            .unwrap_or_default();
-        trace.agent = Some(AgentRef {
-            issuer: token.issuer.clone(),
-            subject: token.subject.clone(),
-            spiffe_id: token.spiffe.as_ref().map(|s| s.id.clone()),
-            owner: self.inventory.owners.get(&caller).cloned(),
-            token_digest: token.digest.clone(),
-            jti: token.jti.clone(),
-            cache_hit: trace.cache_hit.unwrap_or(false),
-        });
+        let caller: &str = &identity.caller;
+        let mut agent = identity.agent.clone();
+        agent.owner = self.inventory.owners.get(caller).cloned();
+        agent.cache_hit = trace.cache_hit.unwrap_or(false);
+        trace.agent = Some(agent);
         self.check_feed(now, fresh_revocations)?;
         if let Some(jti) = token
             .jti
@@ -770,7 +770,7 @@ impl Authorizer {
                 "token `{jti}` is revoked"
             )));
         }
-        if self.revocations.agent_revoked(&caller) {
+        if self.revocations.agent_revoked(caller) {
             return Err(Refusal::forbidden(format!("agent `{caller}` is revoked")));
         }
 
@@ -809,7 +809,7 @@ impl Authorizer {
                             )));
                         }
                         settings
-                            .check_binding(&task, &caller)
+                            .check_binding(&task, caller)
                             .map_err(Refusal::forbidden)?;
                         Some(task)
                     }
@@ -829,7 +829,7 @@ impl Authorizer {
             .map_err(Refusal::forbidden)?;
         check_may_act(
             authority_claims,
-            chain.as_ref().map_or(caller.as_str(), Chain::current_actor),
+            chain.as_ref().map_or(caller, Chain::current_actor),
         )
         .map_err(Refusal::forbidden)?;
         if let Some(chain) = &chain {
@@ -838,7 +838,7 @@ impl Authorizer {
                 return Err(Refusal::forbidden(
                     crate::delegation::DelegationError::ActorIsNotCaller {
                         actor: chain.current_actor().to_owned(),
-                        caller,
+                        caller: caller.to_owned(),
                     },
                 ));
             }
@@ -878,7 +878,7 @@ impl Authorizer {
         let decision = match decision {
             Ok(d) if d.approval_required => {
                 let approval_request = ApprovalRequest::new(&Action {
-                    agent: &caller,
+                    agent: caller,
                     task: task.as_ref().map(|t| t.txn.as_str()),
                     method: &request.method,
                     host: &request.authority,
@@ -984,9 +984,27 @@ impl Authorizer {
         let skew = self.verifier.skew_seconds();
         let valid_from = verified.not_before.unwrap_or(0).saturating_sub(skew);
         let valid_until = verified.expires_at.saturating_add(skew);
+        let caller: Shared = verified
+            .spiffe
+            .as_ref()
+            .map(|s| s.id.as_str())
+            .or(verified.subject.as_deref())
+            .unwrap_or_default()
+            .into();
+        let agent = AgentRef {
+            issuer: verified.issuer.as_str().into(),
+            subject: verified.subject.as_deref().map(Shared::from),
+            spiffe_id: verified.spiffe.as_ref().map(|s| s.id.as_str().into()),
+            owner: None,
+            token_digest: verified.digest.as_str().into(),
+            jti: verified.jti.as_deref().map(Shared::from),
+            cache_hit: false,
+        };
         let cached = Rc::new(CachedIdentity {
             input: input::identity(&verified),
             token: verified,
+            agent,
+            caller,
         });
         self.cache
             .insert(token, valid_from, valid_until, Rc::clone(&cached));

@@ -213,7 +213,7 @@ pub fn mcp(raw: RawMcp) -> Result<Mcp, ConfigError> {
 #[derive(Debug, Clone, Default)]
 pub struct Inventory {
     pub scopes: BTreeMap<String, BTreeSet<String>>,
-    pub owners: BTreeMap<String, String>,
+    pub owners: BTreeMap<String, crate::audit::Shared>,
 }
 
 pub fn inventory(
@@ -235,7 +235,7 @@ pub fn inventory(
             found.scopes.insert(agent.clone(), granted);
         }
         if let Some(owner) = entry.get("owner").and_then(serde_json::Value::as_str) {
-            found.owners.insert(agent.clone(), owner.to_owned());
+            found.owners.insert(agent.clone(), owner.into());
         }
     }
     Ok(found)

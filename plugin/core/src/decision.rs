@@ -89,7 +89,7 @@ pub struct Decision {
     /// with the audit log off never pay for JSON.
     pub audit: crate::audit::AuditEvent,
     /// The revision of the policy that decided (bundle revision, or a digest of the inline policy).
-    pub policy_revision: String,
+    pub policy_revision: crate::audit::Shared,
 }
 
 #[derive(Serialize)]

@@ -2,6 +2,7 @@
 //! `input.environment`), built directly as regorus values.
 
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 use regorus::Value;
 
@@ -12,48 +13,114 @@ fn string(s: &str) -> Value {
     Value::from(s)
 }
 
-fn object(entries: impl IntoIterator<Item = (&'static str, Value)>) -> Value {
-    Value::from(
-        entries
-            .into_iter()
-            .map(|(k, v)| (string(k), v))
-            .collect::<BTreeMap<Value, Value>>(),
-    )
+macro_rules! keys {
+    ($($name:ident),* $(,)?) => {
+        /// The input document's field names, allocated once: a request clones them (a reference
+        /// count) instead of allocating a string per key.
+        struct Keys { $($name: Value,)* }
+
+        static KEYS: LazyLock<Keys> = LazyLock::new(|| Keys { $($name: string(stringify!($name)),)* });
+    };
+}
+
+keys!(
+    action,
+    actor,
+    arguments,
+    chain,
+    claims,
+    connection,
+    context,
+    data_class,
+    delegation,
+    depth,
+    digest,
+    environment,
+    expires_at,
+    headers,
+    host,
+    id,
+    identity,
+    intent,
+    issuer,
+    jti,
+    method,
+    origin,
+    params,
+    path,
+    peer_uri_san,
+    profile,
+    protocol,
+    query,
+    raw_path,
+    request,
+    request_context,
+    resource,
+    route,
+    rpc_method,
+    scheme,
+    scopes,
+    segments,
+    spiffe,
+    sub,
+    subject,
+    task,
+    token,
+    tool,
+    trust_domain,
+    txn,
+    workload,
+);
+
+/// An object from its fields; later fields replace earlier ones with the same key.
+fn object<const N: usize>(entries: [(&Value, Value); N]) -> Value {
+    let mut map = BTreeMap::new();
+    for (key, value) in entries {
+        map.insert(key.clone(), value);
+    }
+    Value::from(map)
+}
+
+/// An object with optional fields.
+fn object_of(entries: impl IntoIterator<Item = (&'static Value, Option<Value>)>) -> Value {
+    let mut map = BTreeMap::new();
+    for (key, value) in entries {
+        if let Some(value) = value {
+            map.insert(key.clone(), value);
+        }
+    }
+    Value::from(map)
 }
 
 /// `input.identity`, built once per verified token and cached with it.
 pub fn identity(token: &VerifiedToken) -> Value {
-    let mut fields = vec![
-        ("issuer", string(&token.issuer)),
-        ("profile", string(token.profile.as_str())),
+    let k = &*KEYS;
+    let spiffe = token.spiffe.as_ref().map(|spiffe| {
+        object([
+            (&k.id, string(&spiffe.id)),
+            (&k.trust_domain, string(&spiffe.trust_domain)),
+            (&k.path, string(&spiffe.path)),
+        ])
+    });
+    object_of([
+        (&k.issuer, Some(string(&token.issuer))),
+        (&k.profile, Some(string(token.profile.as_str()))),
         (
-            "claims",
-            Value::from(serde_json::Value::Object(token.claims.clone())),
+            &k.claims,
+            Some(Value::from(serde_json::Value::Object(token.claims.clone()))),
         ),
-        ("token", token_reference(token)),
-    ];
-    if let Some(subject) = &token.subject {
-        fields.push(("subject", string(subject)));
-    }
-    if let Some(spiffe) = &token.spiffe {
-        fields.push((
-            "spiffe",
-            object([
-                ("id", string(&spiffe.id)),
-                ("trust_domain", string(&spiffe.trust_domain)),
-                ("path", string(&spiffe.path)),
-            ]),
-        ));
-    }
-    object(fields)
+        (&k.token, Some(token_reference(token))),
+        (&k.subject, token.subject.as_deref().map(string)),
+        (&k.spiffe, spiffe),
+    ])
 }
 
 fn token_reference(token: &VerifiedToken) -> Value {
-    let mut fields = vec![("digest", string(&token.digest))];
-    if let Some(jti) = &token.jti {
-        fields.push(("jti", string(jti)));
-    }
-    object(fields)
+    let k = &*KEYS;
+    object_of([
+        (&k.digest, Some(string(&token.digest))),
+        (&k.jti, token.jti.as_deref().map(string)),
+    ])
 }
 
 /// Headers a policy never sees: credentials.
@@ -88,14 +155,15 @@ pub fn request(view: &RequestView, parsed: &ParsedPath, credential_header: &str)
         query.insert(key, Value::from(values));
     }
     let raw_path = view.path.split('?').next().unwrap_or_default();
+    let k = &*KEYS;
     object([
-        ("method", string(&view.method)),
-        ("scheme", string(&view.scheme)),
-        ("host", string(&view.authority)),
-        ("path", string(&parsed.path)),
-        ("raw_path", string(raw_path)),
+        (&k.method, string(&view.method)),
+        (&k.scheme, string(&view.scheme)),
+        (&k.host, string(&view.authority)),
+        (&k.path, string(&parsed.path)),
+        (&k.raw_path, string(raw_path)),
         (
-            "segments",
+            &k.segments,
             Value::from(
                 parsed
                     .segments
@@ -104,17 +172,18 @@ pub fn request(view: &RequestView, parsed: &ParsedPath, credential_header: &str)
                     .collect::<Vec<_>>(),
             ),
         ),
-        ("query", Value::from(query)),
-        ("headers", Value::from(headers)),
+        (&k.query, Value::from(query)),
+        (&k.headers, Value::from(headers)),
     ])
 }
 
 /// `input.connection`.
 pub fn connection(view: &RequestView) -> Value {
-    match &view.connection.peer_uri_san {
-        Some(san) => object([("peer_uri_san", string(san))]),
-        None => object([]),
-    }
+    let k = &*KEYS;
+    object_of([(
+        &k.peer_uri_san,
+        view.connection.peer_uri_san.as_deref().map(string),
+    )])
 }
 
 pub struct Parts {
@@ -128,18 +197,16 @@ pub struct Parts {
 }
 
 pub fn document(parts: Parts) -> Value {
-    let mut fields = vec![
-        ("identity", parts.identity),
-        ("request", parts.request),
-        ("connection", parts.connection),
-        ("environment", parts.environment),
-        ("delegation", parts.delegation),
-        ("intent", parts.intent),
-    ];
-    if let Some(task) = parts.task {
-        fields.push(("task", task));
-    }
-    object(fields)
+    let k = &*KEYS;
+    object_of([
+        (&k.identity, Some(parts.identity)),
+        (&k.request, Some(parts.request)),
+        (&k.connection, Some(parts.connection)),
+        (&k.environment, Some(parts.environment)),
+        (&k.delegation, Some(parts.delegation)),
+        (&k.intent, Some(parts.intent)),
+        (&k.task, parts.task),
+    ])
 }
 
 /// `input.task`, built once per verified task credential.
@@ -149,94 +216,92 @@ pub fn task(
     scopes: Option<&std::collections::BTreeSet<String>>,
     bound_to: Option<&str>,
 ) -> Value {
-    let mut fields = vec![
-        ("txn", string(txn)),
-        ("issuer", string(&token.issuer)),
-        ("expires_at", Value::from(token.expires_at)),
+    let k = &*KEYS;
+    let claim = |name: &str| token.claims.get(name).map(|v| Value::from(v.clone()));
+    object_of([
+        (&k.txn, Some(string(txn))),
+        (&k.issuer, Some(string(&token.issuer))),
+        (&k.expires_at, Some(Value::from(token.expires_at))),
         (
-            "scopes",
-            Value::from(
+            &k.scopes,
+            Some(Value::from(
                 scopes
                     .map(|s| s.iter().map(|x| string(x)).collect::<Vec<_>>())
                     .unwrap_or_default(),
-            ),
+            )),
         ),
-        ("token", token_reference(token)),
-    ];
-    if let Some(subject) = &token.subject {
-        fields.push(("subject", string(subject)));
-    }
-    if let Some(bound) = bound_to {
-        fields.push(("workload", string(bound)));
-    }
-    for (claim, key) in [("tctx", "context"), ("rctx", "request_context")] {
-        if let Some(value) = token.claims.get(claim) {
-            fields.push((key, Value::from(value.clone())));
-        }
-    }
-    object(fields)
+        (&k.token, Some(token_reference(token))),
+        (&k.subject, token.subject.as_deref().map(string)),
+        (&k.workload, bound_to.map(string)),
+        (&k.context, claim("tctx")),
+        (&k.request_context, claim("rctx")),
+    ])
 }
+
+/// `input.delegation` without `act`: the same for every such request.
+static NO_DELEGATION: LazyLock<Value> = LazyLock::new(|| {
+    let k = &*KEYS;
+    object([
+        (&k.depth, Value::from(0u64)),
+        (&k.chain, Value::from(Vec::<Value>::new())),
+    ])
+});
 
 /// `input.delegation`: always present; depth 0 and an empty chain without `act`.
 pub fn delegation(chain: Option<&crate::delegation::Chain>) -> Value {
     let Some(chain) = chain else {
-        return object([
-            ("depth", Value::from(0u64)),
-            ("chain", Value::from(Vec::<Value>::new())),
-        ]);
+        return NO_DELEGATION.clone();
     };
+    let k = &*KEYS;
     let actors: Vec<Value> = chain
         .chain
         .iter()
         .map(|actor| {
-            let mut fields = vec![("sub", string(&actor.sub))];
-            if let Some(scopes) = &actor.scopes {
-                fields.push((
-                    "scopes",
-                    Value::from(scopes.iter().map(|s| string(s)).collect::<Vec<_>>()),
-                ));
-            }
-            object(fields)
+            let scopes = actor
+                .scopes
+                .as_ref()
+                .map(|scopes| Value::from(scopes.iter().map(|s| string(s)).collect::<Vec<_>>()));
+            object_of([(&k.sub, Some(string(&actor.sub))), (&k.scopes, scopes)])
         })
         .collect();
     object([
-        ("depth", Value::from(chain.depth() as u64)),
-        ("origin", string(chain.origin())),
-        ("actor", string(chain.current_actor())),
-        ("chain", Value::from(actors)),
+        (&k.depth, Value::from(chain.depth() as u64)),
+        (&k.origin, string(chain.origin())),
+        (&k.actor, string(chain.current_actor())),
+        (&k.chain, Value::from(actors)),
     ])
 }
 
+static EMPTY_OBJECT: LazyLock<Value> = LazyLock::new(|| Value::from(BTreeMap::new()));
+
 /// `input.intent`.
 pub fn intent(intent: &crate::intent::Intent) -> Value {
-    let mut fields = vec![
-        ("protocol", string(intent.protocol.as_str())),
-        ("action", string(intent.action.as_str())),
-        (
-            "params",
-            Value::from(
-                intent
-                    .params
-                    .iter()
-                    .map(|(k, v)| (string(k), string(v)))
-                    .collect::<BTreeMap<Value, Value>>(),
-            ),
-        ),
-        (
-            "arguments",
-            Value::from(serde_json::Value::Object(intent.arguments.clone())),
-        ),
-    ];
-    for (key, value) in [
-        ("route", &intent.route),
-        ("resource", &intent.resource),
-        ("rpc_method", &intent.rpc_method),
-        ("tool", &intent.tool),
-        ("data_class", &intent.data_class),
-    ] {
-        if let Some(value) = value {
-            fields.push((key, string(value)));
-        }
-    }
-    object(fields)
+    let k = &*KEYS;
+    let params = if intent.params.is_empty() {
+        EMPTY_OBJECT.clone()
+    } else {
+        Value::from(
+            intent
+                .params
+                .iter()
+                .map(|(k, v)| (string(k), string(v)))
+                .collect::<BTreeMap<Value, Value>>(),
+        )
+    };
+    let arguments = if intent.arguments.is_empty() {
+        EMPTY_OBJECT.clone()
+    } else {
+        Value::from(serde_json::Value::Object(intent.arguments.clone()))
+    };
+    object_of([
+        (&k.protocol, Some(string(intent.protocol.as_str()))),
+        (&k.action, Some(string(intent.action.as_str()))),
+        (&k.params, Some(params)),
+        (&k.arguments, Some(arguments)),
+        (&k.route, intent.route.as_deref().map(string)),
+        (&k.resource, intent.resource.as_deref().map(string)),
+        (&k.rpc_method, intent.rpc_method.as_deref().map(string)),
+        (&k.tool, intent.tool.as_deref().map(string)),
+        (&k.data_class, intent.data_class.as_deref().map(string)),
+    ])
 }

@@ -112,6 +112,23 @@ fn valid_token_is_allowed_and_cached() {
     assert_eq!(second.outcome, Outcome::Allow);
     assert_eq!(second.cache_hit, Some(true));
     assert_ne!(first.decision_id, second.decision_id);
+    // 16 hex digits of the instance's seed, then 16 of a counter.
+    let counter = |id: &str| u64::from_str_radix(id.get(16..).unwrap(), 16).unwrap();
+    for id in [&first.decision_id, &second.decision_id] {
+        assert_eq!(id.len(), 32, "{id}");
+        assert!(
+            id.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()),
+            "{id}"
+        );
+    }
+    assert_eq!(first.decision_id.get(..16), second.decision_id.get(..16));
+    assert_eq!(
+        counter(&second.decision_id),
+        counter(&first.decision_id) + 1
+    );
+    assert_eq!(first.audit.agent.as_ref().map(|a| a.cache_hit), Some(false));
+    assert_eq!(second.audit.agent.as_ref().map(|a| a.cache_hit), Some(true));
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! The policy input document (`input.identity`, `input.request`, `input.connection`,
 //! `input.environment`), built directly as regorus values.
 
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
@@ -136,13 +137,16 @@ pub fn request(view: &RequestView, parsed: &ParsedPath, credential_header: &str)
             continue;
         }
         let value = String::from_utf8_lossy(value);
-        let key = string(name);
-        // Repeated fields are joined as RFC 9110 allows for list-valued headers.
-        let joined = match headers.get(&key) {
-            Some(Value::String(prev)) => format!("{prev}, {value}"),
-            _ => value.into_owned(),
-        };
-        headers.insert(key, Value::from(joined));
+        match headers.entry(string(name)) {
+            Entry::Vacant(entry) => {
+                entry.insert(string(&value));
+            }
+            // Repeated fields are joined as RFC 9110 allows for list-valued headers.
+            Entry::Occupied(mut entry) => {
+                let joined = format!("{}, {value}", entry.get().as_string().map_or("", |s| s));
+                entry.insert(Value::from(joined));
+            }
+        }
     }
     let mut query: BTreeMap<Value, Value> = BTreeMap::new();
     for (k, v) in &parsed.query {
@@ -304,4 +308,57 @@ pub fn intent(intent: &crate::intent::Intent) -> Value {
         (&k.tool, intent.tool.as_deref().map(string)),
         (&k.data_class, intent.data_class.as_deref().map(string)),
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::request::parse_path;
+
+    #[test]
+    fn request_joins_repeated_headers_and_hides_credentials() {
+        let view = RequestView {
+            method: "GET".to_owned(),
+            scheme: "https".to_owned(),
+            authority: "api.internal".to_owned(),
+            path: "/a/b%20c?x=1&x=2&y".to_owned(),
+            headers: [
+                ("accept", "text/plain"),
+                ("authorization", "Bearer secret"),
+                ("x-agent-token", "secret"),
+                ("cookie", "s=1"),
+                ("accept", "application/json"),
+                ("x-one", "1"),
+            ]
+            .into_iter()
+            .map(|(n, v)| (n.to_owned(), v.as_bytes().to_vec()))
+            .collect(),
+            ..RequestView::default()
+        };
+        let parsed = parse_path(&view.path).unwrap();
+        let value = request(&view, &parsed, "x-agent-token");
+        let json: serde_json::Value = serde_json::from_str(&value.to_json_str().unwrap()).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "method": "GET", "scheme": "https", "host": "api.internal",
+                "path": "/a/b c", "raw_path": "/a/b%20c", "segments": ["a", "b c"],
+                "query": {"x": ["1", "2"], "y": [""]},
+                "headers": {"accept": "text/plain, application/json", "x-one": "1"},
+            })
+        );
+    }
+
+    #[test]
+    fn shared_parts_are_the_documented_shapes() {
+        let json = |v: &Value| -> serde_json::Value {
+            serde_json::from_str(&v.to_json_str().unwrap()).unwrap()
+        };
+        assert_eq!(
+            json(&delegation(None)),
+            serde_json::json!({"depth": 0, "chain": []})
+        );
+        let view = RequestView::default();
+        assert_eq!(json(&connection(&view)), serde_json::json!({}));
+    }
 }

@@ -3,6 +3,8 @@
 //! Every struct refuses unknown fields: a misspelt key must fail the load, not be ignored.
 //! Semantic checks (keys parse, algorithms known, the policy compiles) live in `compile`.
 
+mod path;
+
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -548,12 +550,9 @@ pub struct RawConnection {
 /// Parses the configuration JSON; errors name the path of the offending field.
 pub fn parse(bytes: &[u8]) -> Result<RawConfig, crate::error::ConfigError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let raw: RawConfig = serde_path_to_error::deserialize(&mut de).map_err(|err| {
-        let path = err.path().to_string();
-        crate::error::ConfigError::Parse {
-            field: path,
-            message: err.into_inner().to_string(),
-        }
+    let raw = RawConfig::deserialize(&mut de).map_err(|err| crate::error::ConfigError::Parse {
+        field: path::of_error(bytes, &err),
+        message: err.to_string(),
     })?;
     de.end().map_err(|err| crate::error::ConfigError::Parse {
         field: ".".to_owned(),

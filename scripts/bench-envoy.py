@@ -24,8 +24,9 @@ times each of --startup-configs started alone (nothing else starting): seconds t
 the first forwarded request, and the CPU seconds used until /ready; --rounds 0 stops there.
 Usage: .venv/bin/python scripts/bench-envoy.py [--rounds N] [--seconds S] [--connections C ...]
 [--configs NAME ...] [--fresh-tokens N] [--startup-runs N] [--startup-configs NAME ...]
-[--wasm FILE] [--baseline-rego FILE] (--wasm: another build of the module, e.g. rustc's output
-before wasm-opt; --baseline-rego adds `bridle-baseline`: the agent policy replaced by FILE, e.g. an earlier
+[--wasm FILE] [--baseline-wasm FILE] [--baseline-rego FILE] (--wasm: another build of the module,
+e.g. rustc's output before wasm-opt; --baseline-wasm adds `bridle-equiv-basewasm`, (c) on another
+build, to compare two builds in one run; --baseline-rego adds `bridle-baseline`: the agent policy replaced by FILE, e.g. an earlier
 agents.rego, on the same GET). Needs wrk (scripts/setup.sh --bench).
 """
 import argparse, json, os, re, socket, statistics, subprocess, sys, tempfile, time, urllib.request
@@ -119,13 +120,13 @@ def native_filters(jwk, cache=True):
     return "\n          ".join(f"- {json.dumps(f)}" for f in (jwt_authn, rbac))
 
 
-def render(listen, admin, upstream, config, with_bridle, pre_filters=""):
+def render(listen, admin, upstream, config, with_bridle, pre_filters="", wasm=None):
     text = (ROOT / "envoy/bridle.yaml.tmpl").read_text()
     if not with_bridle:
         text = re.sub(r"\n {10}- name: envoy\.filters\.http\.wasm\n.*?(?=\n {10}- name: envoy\.filters\.http\.router)", "", text, flags=re.S)
     values = {"LISTEN_PORT": str(listen), "ADMIN_PORT": str(admin), "UPSTREAM_PORT": str(upstream),
               "CONTROL_PORT": str(upstream), "ACCESS_LOG": json.dumps("/dev/null"), "PRE_FILTERS": pre_filters,
-              "WASM_PATH": json.dumps(str(WASM)), "PLUGIN_CONFIG": json.dumps(json.dumps(config))}
+              "WASM_PATH": json.dumps(str(wasm or WASM)), "PLUGIN_CONFIG": json.dumps(json.dumps(config))}
     return re.sub(r"\$\{(\w+)\}", lambda m: values.get(m.group(1), m.group(0)), text)
 
 
@@ -160,6 +161,8 @@ def wrk(port, seconds, connections, token, mcp_script=None, fresh=None):
 
 
 BASELINE_REGO = None
+# --baseline-wasm: `bridle-equiv-basewasm` is (c) with this other build of the module.
+BASELINE_WASM = None
 
 # name -> (Bridle configuration variant or None, filters before Bridle, new token per request?)
 CONFIGS = {"bare": (None, None, False), "jwt-rbac": (None, "jwt-rbac", False),
@@ -173,7 +176,8 @@ def proxy_config(name, jwk, port, admin, up_port):
     variant, pre, _ = CONFIGS[name]
     filters = {None: "", "jwt-rbac": native_filters(jwk), "jwt-rbac-nocache": native_filters(jwk, cache=False),
                "jwt-authn-host": host_verification_filters(jwk)}[pre]
-    return render(port, admin, up_port, plugin_config(jwk, variant or "agents"), variant is not None, filters)
+    wasm = BASELINE_WASM if name == "bridle-equiv-basewasm" else WASM
+    return render(port, admin, up_port, plugin_config(jwk, variant or "agents"), variant is not None, filters, wasm)
 
 
 def mint(key, kid, exp, jti=None):
@@ -255,8 +259,15 @@ def main():
                       choices=list(CONFIGS))
     args.add_argument("--baseline-rego")
     args.add_argument("--wasm", type=Path, default=WASM, help="the module every Bridle configuration loads")
+    args.add_argument("--baseline-wasm", type=Path,
+                      help="adds bridle-equiv-basewasm: (c) loading this module instead (e.g. main's build)")
     opts = args.parse_args()
     WASM = opts.wasm.resolve()
+    if opts.baseline_wasm:
+        global BASELINE_WASM
+        BASELINE_WASM = opts.baseline_wasm.resolve()
+        CONFIGS["bridle-equiv-basewasm"] = ("equiv", None, False)
+        opts.configs.append("bridle-equiv-basewasm")
     if opts.baseline_rego:
         global BASELINE_REGO
         BASELINE_REGO = opts.baseline_rego

@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use wasmtime::{
@@ -36,33 +37,37 @@ type CallResponse = (i32, i32, i32, i32, i32);
 
 /// The guest's proxy-wasm exports. A missing callback behaves as Envoy treats it: `Continue`
 /// / no-op / `true`.
+/// A callback the guest may export. Shared, because cloning a `TypedFunc` clones its type
+/// (a registry reference count) and every callback of every request would pay for it.
+pub(crate) type Export<P, R> = Option<Arc<TypedFunc<P, R>>>;
+
 pub(crate) struct Exports {
-    pub(crate) on_context_create: Option<TypedFunc<Ctx2, ()>>,
-    pub(crate) on_vm_start: Option<TypedFunc<Ctx2, i32>>,
-    pub(crate) on_configure: Option<TypedFunc<Ctx2, i32>>,
-    pub(crate) on_tick: Option<TypedFunc<i32, ()>>,
-    pub(crate) on_queue_ready: Option<TypedFunc<Ctx2, ()>>,
-    pub(crate) on_request_headers: Option<TypedFunc<Ctx3, i32>>,
-    pub(crate) on_request_body: Option<TypedFunc<Ctx3, i32>>,
-    pub(crate) on_response_headers: Option<TypedFunc<Ctx3, i32>>,
-    pub(crate) on_response_body: Option<TypedFunc<Ctx3, i32>>,
-    pub(crate) on_http_call_response: Option<TypedFunc<CallResponse, ()>>,
-    pub(crate) on_log: Option<TypedFunc<i32, ()>>,
-    pub(crate) on_done: Option<TypedFunc<i32, i32>>,
-    pub(crate) on_delete: Option<TypedFunc<i32, ()>>,
+    pub(crate) on_context_create: Export<Ctx2, ()>,
+    pub(crate) on_vm_start: Export<Ctx2, i32>,
+    pub(crate) on_configure: Export<Ctx2, i32>,
+    pub(crate) on_tick: Export<i32, ()>,
+    pub(crate) on_queue_ready: Export<Ctx2, ()>,
+    pub(crate) on_request_headers: Export<Ctx3, i32>,
+    pub(crate) on_request_body: Export<Ctx3, i32>,
+    pub(crate) on_response_headers: Export<Ctx3, i32>,
+    pub(crate) on_response_body: Export<Ctx3, i32>,
+    pub(crate) on_http_call_response: Export<CallResponse, ()>,
+    pub(crate) on_log: Export<i32, ()>,
+    pub(crate) on_done: Export<i32, i32>,
+    pub(crate) on_delete: Export<i32, ()>,
 }
 
 fn export<P: WasmParams, R: WasmResults>(
     instance: &Instance,
     store: &mut Store<HostState>,
     name: &str,
-) -> Result<Option<TypedFunc<P, R>>, HarnessError> {
+) -> Result<Export<P, R>, HarnessError> {
     if instance.get_func(&mut *store, name).is_none() {
         return Ok(None);
     }
     instance
         .get_typed_func::<P, R>(&mut *store, name)
-        .map(Some)
+        .map(|f| Some(Arc::new(f)))
         .map_err(|e| HarnessError::Abi(format!("export `{name}` has the wrong type: {e:#}")))
 }
 
@@ -228,7 +233,7 @@ impl Plugin {
         &mut self,
         callback: &'static str,
         context: u32,
-        func: Option<TypedFunc<P, R>>,
+        func: Export<P, R>,
         params: P,
     ) -> Result<Option<R>, HarnessError> {
         self.check_alive()?;

@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use wasmtime::{Memory, StoreLimits, TypedFunc};
+use wasmtime::{Memory, StoreLimits};
 
 use crate::abi::{BufferType, LogLevel, MapType, Status};
 use crate::headers::Headers;
@@ -124,7 +124,7 @@ impl StreamState {
 
 pub(crate) struct HostState {
     pub(crate) memory: Option<Memory>,
-    pub(crate) alloc: Option<TypedFunc<i32, i32>>,
+    pub(crate) alloc: crate::plugin::Export<i32, i32>,
     /// Caps guest memory (`Store::limiter`).
     pub(crate) limits: StoreLimits,
     /// Reused buffer for data returned to the guest.

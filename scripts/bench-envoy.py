@@ -17,6 +17,11 @@ tokens than Bridle's `identity.cache_entries`):
   bridle-hostverified-fresh  (g) jwt_authn verifying (forward, forward_payload_header,
                                  payload_in_metadata) + bridle.wasm with identity.host_verification
                                  and the policy of (c)
+Not Bridle, to split Bridle's cost in Envoy (plugin/proxy-wasm/examples/baseline_filter.rs, built
+by the script): a Rust proxy-wasm filter that decides nothing, the same cached token:
+  wasm-null        every callback continues; no host calls
+  wasm-host-calls  the host calls Bridle's allow makes (headers, clock x2, counters x2, remove and
+                   set a request header, set a response header), no decision
 wrk runs against the proxies in turn, alternating, several rounds each; the script prints
 requests/s and latency per round, Envoy CPU per request (utime+stime over the run), RSS, and ratios
 (median, min, max) against (a), (b) and, for new credentials, (e). Before that, --startup-runs
@@ -126,7 +131,8 @@ def render(listen, admin, upstream, config, with_bridle, pre_filters="", wasm=No
         text = re.sub(r"\n {10}- name: envoy\.filters\.http\.wasm\n.*?(?=\n {10}- name: envoy\.filters\.http\.router)", "", text, flags=re.S)
     values = {"LISTEN_PORT": str(listen), "ADMIN_PORT": str(admin), "UPSTREAM_PORT": str(upstream),
               "CONTROL_PORT": str(upstream), "ACCESS_LOG": json.dumps("/dev/null"), "PRE_FILTERS": pre_filters,
-              "WASM_PATH": json.dumps(str(wasm or WASM)), "PLUGIN_CONFIG": json.dumps(json.dumps(config))}
+              "WASM_PATH": json.dumps(str(wasm or WASM)),
+              "PLUGIN_CONFIG": json.dumps(config if isinstance(config, str) else json.dumps(config))}
     return re.sub(r"\$\{(\w+)\}", lambda m: values.get(m.group(1), m.group(0)), text)
 
 
@@ -169,13 +175,20 @@ CONFIGS = {"bare": (None, None, False), "jwt-rbac": (None, "jwt-rbac", False),
            "bridle-equiv": ("equiv", None, False), "bridle-agents": ("agents", None, False),
            "bridle-mcp": ("mcp", None, False),
            "jwt-rbac-fresh": (None, "jwt-rbac-nocache", True), "bridle-fresh": ("equiv", None, True),
-           "bridle-hostverified-fresh": ("equiv-host", "jwt-authn-host", True)}
+           "bridle-hostverified-fresh": ("equiv-host", "jwt-authn-host", True),
+           # Not Bridle: a Rust proxy-wasm filter deciding nothing (plugin/proxy-wasm/examples/
+           # baseline_filter.rs), without host calls and with the host calls Bridle's allow makes.
+           "wasm-null": ("baseline:null", None, False),
+           "wasm-host-calls": ("baseline:host-calls", None, False)}
+BASELINE_FILTER = ROOT / "target/wasm32-wasip1/release/examples/baseline_filter.wasm"
 
 
 def proxy_config(name, jwk, port, admin, up_port):
     variant, pre, _ = CONFIGS[name]
     filters = {None: "", "jwt-rbac": native_filters(jwk), "jwt-rbac-nocache": native_filters(jwk, cache=False),
                "jwt-authn-host": host_verification_filters(jwk)}[pre]
+    if variant and variant.startswith("baseline:"):
+        return render(port, admin, up_port, variant.split(":", 1)[1], True, filters, BASELINE_FILTER)
     wasm = BASELINE_WASM if name == "bridle-equiv-basewasm" else WASM
     return render(port, admin, up_port, plugin_config(jwk, variant or "agents"), variant is not None, filters, wasm)
 
@@ -276,6 +289,9 @@ def main():
     jwk = json.loads((ROOT / "envoy/demo/demo-issuer.jwk.json").read_text())
     key = jwt.algorithms.ECAlgorithm.from_jwk(json.dumps({k: jwk[k] for k in ("kty", "crv", "x", "y", "d")}))
     names = [n for n in CONFIGS if n in opts.configs]
+    if any(n.startswith("wasm-") for n in names):
+        subprocess.run(["cargo", "build", "--locked", "--quiet", "--release", "-p", "bridle-proxy-wasm",
+                        "--target", "wasm32-wasip1", "--example", "baseline_filter"], cwd=ROOT, check=True)
     # Valid for the whole run, with an hour to spare.
     runtime = opts.rounds * len(opts.connections) * len(names) * (opts.seconds + 2) + 120 * opts.startup_runs
     exp = int(time.time()) + runtime + 3600
@@ -339,7 +355,7 @@ def main():
                     r, lo, hi = spread(rows, base, 0)
                     line += f"  req/s vs bare {r:.2f} [{lo:.2f}, {hi:.2f}]  added p50 {med(1) - statistics.median(b[1] for b in base):.0f} us"
                 fresh = CONFIGS[name][2]
-                if "jwt-rbac" in names and name.startswith("bridle") and not fresh:
+                if "jwt-rbac" in names and name.startswith(("bridle", "wasm-")) and not fresh:
                     r, lo, hi = spread(rows, results[("jwt-rbac", connections)], 3)
                     line += f"  cpu vs jwt-rbac x{r:.2f} [{lo:.2f}, {hi:.2f}]"
                 if fresh:

@@ -73,16 +73,12 @@ keys!(
     workload,
 );
 
-/// An object from its fields; later fields replace earlier ones with the same key.
-fn object<const N: usize>(entries: [(&Value, Value); N]) -> Value {
-    let mut map = BTreeMap::new();
-    for (key, value) in entries {
-        map.insert(key.clone(), value);
-    }
-    Value::from(map)
+/// An object from its fields.
+fn object<const N: usize>(entries: [(&'static Value, Value); N]) -> Value {
+    object_of(entries.map(|(key, value)| (key, Some(value))))
 }
 
-/// An object with optional fields.
+/// An object with optional fields; later fields replace earlier ones with the same key.
 fn object_of(entries: impl IntoIterator<Item = (&'static Value, Option<Value>)>) -> Value {
     let mut map = BTreeMap::new();
     for (key, value) in entries {

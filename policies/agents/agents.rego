@@ -95,45 +95,56 @@ has_owner if {
 	agent.owner != ""
 }
 
+# Path patterns are matched without helper functions: a function call costs far more than the
+# comparisons themselves in the policy VM, and this runs for every HTTP request.
 route_allowed if {
 	some rule in object.get(agent, "routes", [])
-	method_matches(rule.methods, input.request.method)
 	some pattern in rule.paths
-	path_matches(pattern, input.request.segments)
-}
-
-method_matches(methods, _) if "*" in methods
-
-method_matches(methods, method) if method in methods
-
-pattern_segments(pattern) := [] if pattern in {"", "/"}
-
-pattern_segments(pattern) := split(trim_prefix(pattern, "/"), "/") if not pattern in {"", "/"}
-
-# Literal patterns (the common case) compare whole arrays; wildcards go segment by segment.
-path_matches(pattern, segments) if {
 	not contains(pattern, "*")
-	pattern_segments(pattern) == segments
+	trim_prefix(pattern, "/") == request_path
+	method_allowed(rule.methods)
 }
 
-path_matches(pattern, segments) if {
+route_allowed if {
+	some rule in object.get(agent, "routes", [])
+	some pattern in rule.paths
 	contains(pattern, "*")
 	not endswith(pattern, "/**")
-	expected := pattern_segments(pattern)
+	expected := split(trim_prefix(pattern, "/"), "/")
 	count(expected) == count(segments)
 	every i, e in expected {
 		e in {"*", segments[i]}
 	}
+	method_allowed(rule.methods)
 }
 
-path_matches(pattern, segments) if {
+route_allowed if {
+	some rule in object.get(agent, "routes", [])
+	some pattern in rule.paths
 	endswith(pattern, "/**")
-	expected := pattern_segments(trim_suffix(pattern, "/**"))
+	prefix := trim_prefix(trim_suffix(pattern, "/**"), "/")
+	expected := split_path(prefix)
 	count(segments) >= count(expected)
 	every i, e in expected {
 		e in {"*", segments[i]}
 	}
+	method_allowed(rule.methods)
 }
+
+method_allowed(methods) if {
+	some method in methods
+	method in {"*", input.request.method}
+}
+
+segments := input.request.segments
+
+# The request's segments joined by "/". Segments are never empty and never contain "/" (Bridle
+# refuses encoded separators and empty segments), so equal strings mean equal segment lists.
+request_path := concat("/", segments)
+
+split_path(path) := [] if path == ""
+
+split_path(path) := split(path, "/") if path != ""
 
 # --- escalation: execute in production waits for a human ---------------------------------------
 

@@ -19,6 +19,7 @@ use crate::identity::native::{SignatureJob, SignatureVerdict};
 use crate::identity::verify::token_digest;
 use crate::identity::{TokenError, TokenVerifier, VerifiedToken};
 use crate::input;
+use crate::input_reads::{InputReads, Part};
 use crate::intent;
 use crate::policy::{valid_header_name, Policy};
 use crate::request::{parse_path, RequestView};
@@ -860,16 +861,31 @@ impl Authorizer {
         let route = route.and_then(|(i, captures)| self.routes.get(i).map(|r| (r, captures)));
         let intent = intent::build(request, route, &self.mcp)
             .map_err(|err| Refusal(Outcome::BadRequest, err.to_string()))?;
+        let filters_tools_list =
+            self.mcp.filter_tools_list && intent.rpc_method.as_deref() == Some("tools/list");
+        // A tools/list response is filtered later, perhaps under a newer policy that reads
+        // more: its document is built whole.
+        let reads = match &self.policy {
+            Some(policy) if !filters_tools_list => policy.reads(),
+            _ => InputReads::ALL,
+        };
+        let wants = |part| reads.reads(part);
         let document = input::document(input::Parts {
-            identity: identity.input.clone(),
-            request: input::request(request, &parsed, &self.settings.credential_header),
-            connection: input::connection(request),
-            environment: self.environment.clone(),
-            task: task.as_ref().map(|t| t.input.clone()),
-            delegation: input::delegation(chain.as_ref()),
-            intent: input::intent(&intent),
+            identity: wants(Part::Identity).then(|| identity.input.clone()),
+            request: [Part::Request, Part::RequestHeaders, Part::RequestQuery]
+                .into_iter()
+                .any(wants)
+                .then(|| input::request(request, &parsed, &self.settings.credential_header, reads)),
+            connection: wants(Part::Connection).then(|| input::connection(request)),
+            environment: wants(Part::Environment).then(|| self.environment.clone()),
+            task: task
+                .as_ref()
+                .filter(|_| wants(Part::Task))
+                .map(|t| t.input.clone()),
+            delegation: wants(Part::Delegation).then(|| input::delegation(chain.as_ref())),
+            intent: wants(Part::Intent).then(|| input::intent(&intent)),
         });
-        if self.mcp.filter_tools_list && intent.rpc_method.as_deref() == Some("tools/list") {
+        if filters_tools_list {
             trace.tools_filter = Some(crate::tools_list::ToolsListFilter {
                 input: document.clone(),
                 route: intent.route.clone(),

@@ -8,6 +8,7 @@ use std::sync::LazyLock;
 use regorus::Value;
 
 use crate::identity::VerifiedToken;
+use crate::input_reads::{InputReads, Part};
 use crate::request::{ParsedPath, RequestView};
 
 fn string(s: &str) -> Value {
@@ -125,8 +126,41 @@ pub fn is_credential_header(name: &str, credential_header: &str) -> bool {
     name == credential_header || matches!(name, "authorization" | "proxy-authorization" | "cookie")
 }
 
-/// `input.request`.
-pub fn request(view: &RequestView, parsed: &ParsedPath, credential_header: &str) -> Value {
+/// `input.request`; `headers` and `query` only when `reads` has them.
+pub fn request(
+    view: &RequestView,
+    parsed: &ParsedPath,
+    credential_header: &str,
+    reads: InputReads,
+) -> Value {
+    let headers = reads
+        .reads(Part::RequestHeaders)
+        .then(|| headers(view, credential_header));
+    let query = reads.reads(Part::RequestQuery).then(|| query(parsed));
+    let raw_path = view.path.split('?').next().unwrap_or_default();
+    let k = &*KEYS;
+    object_of([
+        (&k.method, Some(string(&view.method))),
+        (&k.scheme, Some(string(&view.scheme))),
+        (&k.host, Some(string(&view.authority))),
+        (&k.path, Some(string(&parsed.path))),
+        (&k.raw_path, Some(string(raw_path))),
+        (
+            &k.segments,
+            Some(Value::from(
+                parsed
+                    .segments
+                    .iter()
+                    .map(|s| string(s))
+                    .collect::<Vec<_>>(),
+            )),
+        ),
+        (&k.query, query),
+        (&k.headers, headers),
+    ])
+}
+
+fn headers(view: &RequestView, credential_header: &str) -> Value {
     let mut headers: BTreeMap<Value, Value> = BTreeMap::new();
     for (name, value) in &view.headers {
         if name.starts_with(':') || is_credential_header(name, credential_header) {
@@ -144,6 +178,10 @@ pub fn request(view: &RequestView, parsed: &ParsedPath, credential_header: &str)
             }
         }
     }
+    Value::from(headers)
+}
+
+fn query(parsed: &ParsedPath) -> Value {
     let mut query: BTreeMap<Value, Value> = BTreeMap::new();
     for (k, v) in &parsed.query {
         let key = string(k);
@@ -154,27 +192,7 @@ pub fn request(view: &RequestView, parsed: &ParsedPath, credential_header: &str)
         values.push(string(v));
         query.insert(key, Value::from(values));
     }
-    let raw_path = view.path.split('?').next().unwrap_or_default();
-    let k = &*KEYS;
-    object([
-        (&k.method, string(&view.method)),
-        (&k.scheme, string(&view.scheme)),
-        (&k.host, string(&view.authority)),
-        (&k.path, string(&parsed.path)),
-        (&k.raw_path, string(raw_path)),
-        (
-            &k.segments,
-            Value::from(
-                parsed
-                    .segments
-                    .iter()
-                    .map(|s| string(s))
-                    .collect::<Vec<_>>(),
-            ),
-        ),
-        (&k.query, Value::from(query)),
-        (&k.headers, Value::from(headers)),
-    ])
+    Value::from(query)
 }
 
 /// `input.connection`.
@@ -186,25 +204,27 @@ pub fn connection(view: &RequestView) -> Value {
     )])
 }
 
+/// The document's parts; a part left out is one the policy does not read (`task` is also left
+/// out when the request has no task credential).
 pub struct Parts {
-    pub identity: Value,
-    pub request: Value,
-    pub connection: Value,
-    pub environment: Value,
+    pub identity: Option<Value>,
+    pub request: Option<Value>,
+    pub connection: Option<Value>,
+    pub environment: Option<Value>,
     pub task: Option<Value>,
-    pub delegation: Value,
-    pub intent: Value,
+    pub delegation: Option<Value>,
+    pub intent: Option<Value>,
 }
 
 pub fn document(parts: Parts) -> Value {
     let k = &*KEYS;
     object_of([
-        (&k.identity, Some(parts.identity)),
-        (&k.request, Some(parts.request)),
-        (&k.connection, Some(parts.connection)),
-        (&k.environment, Some(parts.environment)),
-        (&k.delegation, Some(parts.delegation)),
-        (&k.intent, Some(parts.intent)),
+        (&k.identity, parts.identity),
+        (&k.request, parts.request),
+        (&k.connection, parts.connection),
+        (&k.environment, parts.environment),
+        (&k.delegation, parts.delegation),
+        (&k.intent, parts.intent),
         (&k.task, parts.task),
     ])
 }
@@ -332,16 +352,30 @@ mod tests {
             ..RequestView::default()
         };
         let parsed = parse_path(&view.path).unwrap();
-        let value = request(&view, &parsed, "x-agent-token");
-        let json: serde_json::Value = serde_json::from_str(&value.to_json_str().unwrap()).unwrap();
+        let json = |reads| -> serde_json::Value {
+            let value = request(&view, &parsed, "x-agent-token", reads);
+            serde_json::from_str(&value.to_json_str().unwrap()).unwrap()
+        };
         assert_eq!(
-            json,
+            json(InputReads::ALL),
             serde_json::json!({
                 "method": "GET", "scheme": "https", "host": "api.internal",
                 "path": "/a/b c", "raw_path": "/a/b%20c", "segments": ["a", "b c"],
                 "query": {"x": ["1", "2"], "y": [""]},
                 "headers": {"accept": "text/plain, application/json", "x-one": "1"},
             })
+        );
+        // A policy that never reads the headers or the query does not get them built.
+        assert_eq!(
+            json(InputReads::scan(["input.request.method"])),
+            serde_json::json!({
+                "method": "GET", "scheme": "https", "host": "api.internal",
+                "path": "/a/b c", "raw_path": "/a/b%20c", "segments": ["a", "b c"],
+            })
+        );
+        assert_eq!(
+            json(InputReads::scan(["input.request.query"]))["query"],
+            serde_json::json!({"x": ["1", "2"], "y": [""]})
         );
     }
 

@@ -16,6 +16,7 @@ pub mod error;
 pub mod host;
 pub mod identity;
 pub mod input;
+pub mod input_reads;
 pub mod intent;
 pub mod json_strict;
 pub mod mcp;

@@ -8,6 +8,7 @@ use regorus::{Engine, Value};
 
 use crate::config::RawPolicy;
 use crate::error::ConfigError;
+use crate::input_reads::InputReads;
 
 /// What the policy decided. Anything the entrypoint returns that does not fit this shape is an
 /// error, and an error never allows.
@@ -33,6 +34,7 @@ pub enum PolicyError {
 pub struct Policy {
     vm: RegoVM,
     entrypoint: String,
+    reads: InputReads,
 }
 
 impl Policy {
@@ -94,11 +96,17 @@ impl Policy {
         Ok(Self {
             vm,
             entrypoint: raw.entrypoint.clone(),
+            reads: InputReads::scan(raw.modules.iter().map(|m| m.source.as_str())),
         })
     }
 
     pub fn entrypoint(&self) -> &str {
         &self.entrypoint
+    }
+
+    /// The parts of the input document this policy's modules may read.
+    pub fn reads(&self) -> InputReads {
+        self.reads
     }
 
     pub fn evaluate(&mut self, input: Value) -> Result<PolicyDecision, PolicyError> {

@@ -7,6 +7,11 @@
 //! everything below that point. Scanning all text, not parsed references, keeps the result a
 //! superset of what evaluation can reach: a missed part would be undefined for the policy, and
 //! `not input.request.headers[...]` would then hold when it should not.
+//!
+//! This holds for regorus 0.14.1, pinned in the workspace: its RVM loads the input only for the
+//! identifier `input` (one contiguous ASCII word in the source), rejects `with`, and has no
+//! template strings. A regorus upgrade must re-check that. Prose that mentions input (`# the
+//! input document`, `"bad input"`) costs only the saving: it reads as the whole document.
 
 /// One part of the input document that is built only when the policy may read it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

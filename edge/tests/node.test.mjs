@@ -97,3 +97,36 @@ test("MCP bodies are read and judged; oversized ones are 413", async () => {
   assert.equal(response.status, 200);
   assert.equal(JSON.parse(await response.text()).params.name, "read_report");
 });
+
+test("a policy that reads only some parts of the input still finds every header it reads", async () => {
+  // The input is built for the parts the policy can reach (plugin/core/src/input_reads.rs); a
+  // header left out would make its block undefined and the request allowed.
+  const source = `package t
+import rego.v1
+
+default decision := {"allow": false, "reasons": ["no SPIFFE ID"]}
+
+decision := {"allow": true, "reasons": []} if {
+\tinput.identity.spiffe.id
+\tcount(blocked) == 0
+}
+
+decision := {"allow": false, "reasons": sort(blocked)} if count(blocked) > 0
+
+blocked contains "dot form" if input.request.headers["x-block-1"]
+
+blocked contains "alias" if {
+\tr := input.request
+\tr.headers["x-block-2"]
+}
+`;
+  const narrow = new Authorizer(agentsConfig(issuer, "prod", { policy: { entrypoint: "data.t.decision", modules: [{ name: "t.rego", source }] } }));
+  const authorization = await bearer(RESEARCH);
+  const plain = await narrow.decide(new Request("https://api.internal/api/reports", { headers: { authorization } }));
+  assert.equal(plain.decision, "allow");
+  for (const [header, reason] of [["x-block-1", "dot form"], ["x-block-2", "alias"]]) {
+    const answer = await narrow.decide(new Request("https://api.internal/api/reports", { headers: { authorization, [header]: "1" } }));
+    assert.equal(answer.status, 403, header);
+    assert.deepEqual(answer.reasons, [reason], header);
+  }
+});

@@ -57,7 +57,7 @@ reasons contains msg if {
 reasons contains msg if {
 	agent
 	intent.protocol == "http"
-	not route_allowed
+	not http_route_clear
 	msg := sprintf("agent %s may not %s %s", [agent_id, input.request.method, input.request.path])
 }
 
@@ -95,9 +95,13 @@ has_owner if {
 	agent.owner != ""
 }
 
-# Path patterns are matched without helper functions: a function call costs far more than the
-# comparisons themselves in the policy VM, and this runs for every HTTP request.
-route_allowed if {
+# An HTTP request's method and path are granted by one of the agent's routes; other protocols
+# pass here and are checked by their own rules. One rule with no helper calls per pattern: in
+# the policy VM a rule or function call costs far more than the comparisons it makes, and this
+# runs for every HTTP request.
+http_route_clear if intent.protocol != "http"
+
+http_route_clear if {
 	some rule in object.get(agent, "routes", [])
 	some pattern in rule.paths
 	not contains(pattern, "*")
@@ -105,7 +109,7 @@ route_allowed if {
 	method_allowed(rule.methods)
 }
 
-route_allowed if {
+http_route_clear if {
 	some rule in object.get(agent, "routes", [])
 	some pattern in rule.paths
 	contains(pattern, "*")
@@ -118,7 +122,7 @@ route_allowed if {
 	method_allowed(rule.methods)
 }
 
-route_allowed if {
+http_route_clear if {
 	some rule in object.get(agent, "routes", [])
 	some pattern in rule.paths
 	endswith(pattern, "/**")
@@ -180,9 +184,6 @@ clear if {
 	object.get(input, ["delegation", "depth"], 0) <= object.get(agent, "max_delegation_depth", 0)
 }
 
-http_route_clear if intent.protocol != "http"
-
-http_route_clear if route_allowed
 
 mcp_tool_clear if intent.protocol != "mcp"
 

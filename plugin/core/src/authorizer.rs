@@ -872,9 +872,8 @@ impl Authorizer {
         let wants = |part| reads.reads(part);
         let document = input::document(input::Parts {
             identity: wants(Part::Identity).then(|| identity.input.clone()),
-            request: [Part::Request, Part::RequestHeaders, Part::RequestQuery]
-                .into_iter()
-                .any(wants)
+            request: reads
+                .reads_request()
                 .then(|| input::request(request, &parsed, &self.settings.credential_header, reads)),
             connection: wants(Part::Connection).then(|| input::connection(request)),
             environment: wants(Part::Environment).then(|| self.environment.clone()),

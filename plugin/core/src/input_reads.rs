@@ -68,6 +68,11 @@ impl InputReads {
     pub fn reads(self, part: Part) -> bool {
         self.0 & part as u16 != 0
     }
+
+    /// Whether any part of `input.request` is read: then the request object is built.
+    pub fn reads_request(self) -> bool {
+        self.0 & WHOLE_REQUEST != 0
+    }
 }
 
 /// The parts one reference may reach, given the text right after its `input`.
@@ -132,6 +137,9 @@ mod tests {
             }"#;
         assert_eq!(scan(source), parts(&[Part::Identity, Part::Request]));
         assert!(!scan(source).reads(Part::RequestHeaders));
+        assert!(scan(source).reads_request());
+        assert!(scan("input.request.query.a").reads_request());
+        assert!(!scan("input.identity.sub").reads_request());
     }
 
     #[test]

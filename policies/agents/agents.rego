@@ -184,7 +184,6 @@ clear if {
 	object.get(input, ["delegation", "depth"], 0) <= object.get(agent, "max_delegation_depth", 0)
 }
 
-
 mcp_tool_clear if intent.protocol != "mcp"
 
 mcp_tool_clear if not intent.tool

@@ -82,6 +82,20 @@ else
   echo "corpus jose stack (PyJWT, cryptography): installed"
 fi
 
+# --- h2 (pure Python HTTP/2): the h2c client of the Envoy trailer tests (host-tests/h2/) ------
+h2_requirements="$root/host-tests/h2/requirements.txt"
+if "$venv/bin/python" - "$h2_requirements" 2>/dev/null <<'EOF'
+import importlib.metadata as m, sys
+pins = [l.strip().split("==") for l in open(sys.argv[1]) if "==" in l]
+sys.exit(any(m.version(name) != version for name, version in pins))
+EOF
+then
+  echo "h2 client (h2, hpack, hyperframe): present"
+else
+  "$venv/bin/python" -m pip install --quiet -r "$h2_requirements"
+  echo "h2 client (h2, hpack, hyperframe): installed"
+fi
+
 # --- wasm-bindgen-cli, at exactly the version of the wasm-bindgen crate in Cargo.lock ----------
 bindgen_version="$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/"/, "", $3); print $3}' "$root/Cargo.lock")"
 if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" = "$bindgen_version" ]; then

@@ -50,6 +50,10 @@ pub struct EnvoyOptions {
     /// Bound on start-up; default 60 s (`$BRIDLE_ENVOY_READY_SECS`). V8 compiles the module
     /// at start, which takes seconds on a loaded 2-core machine.
     pub ready_timeout: Duration,
+    /// Test-only: the `upstream` cluster keeps HTTP/1 trailers (request trailers go upstream
+    /// in the chunked body, response trailers from the upstream reach the caller). Envoy drops
+    /// them by default; the shipped template leaves that default. Default off.
+    pub upstream_http1_trailers: bool,
 }
 
 impl EnvoyOptions {
@@ -69,6 +73,7 @@ impl EnvoyOptions {
             admin_port: 0,
             log_level: std::env::var("BRIDLE_ENVOY_LOG_LEVEL").unwrap_or_else(|_| "warn".into()),
             ready_timeout: Duration::from_secs(ready_secs),
+            upstream_http1_trailers: false,
         }
     }
 
@@ -81,6 +86,15 @@ impl EnvoyOptions {
 
     /// The Envoy configuration text.
     pub fn render(&self) -> Result<String, Error> {
+        let text = self.render_template()?;
+        if self.upstream_http1_trailers {
+            with_upstream_http1_trailers(&text)
+        } else {
+            Ok(text)
+        }
+    }
+
+    fn render_template(&self) -> Result<String, Error> {
         render(
             TEMPLATE,
             &[
@@ -122,6 +136,34 @@ impl EnvoyOptions {
             ],
         )
     }
+}
+
+/// The rendered configuration `text` with HTTP/1 trailers enabled on the `upstream` cluster
+/// (`explicit_http_config.http_protocol_options.enable_trailers`), re-emitted as YAML.
+fn with_upstream_http1_trailers(text: &str) -> Result<String, Error> {
+    let mut config: serde_yaml::Value = serde_yaml::from_str(text)?;
+    let cluster = config
+        .get_mut("static_resources")
+        .and_then(|r| r.get_mut("clusters"))
+        .and_then(serde_yaml::Value::as_sequence_mut)
+        .and_then(|clusters| {
+            clusters
+                .iter_mut()
+                .find(|c| c.get("name").and_then(serde_yaml::Value::as_str) == Some("upstream"))
+        })
+        .and_then(serde_yaml::Value::as_mapping_mut)
+        .ok_or_else(|| Error::Missing("the template has no `upstream` cluster".into()))?;
+    let options = serde_json::json!({
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+            "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+            "explicit_http_config": {"http_protocol_options": {"enable_trailers": true}},
+        }
+    });
+    cluster.insert(
+        "typed_extension_protocol_options".into(),
+        serde_yaml::to_value(options)?,
+    );
+    Ok(serde_yaml::to_string(&config)?)
 }
 
 /// Envoy's `jwt_authn` verifying `issuer`'s tokens on every route, as Bridle's
@@ -680,6 +722,27 @@ mod tests {
         assert_eq!(render("# ${C}\ny: 1\n", &values).unwrap(), "# ${C}\ny: 1\n");
         assert!(render("x: ${C}\n", &values).is_err());
         assert!(render("x: ${A\n", &values).is_err());
+    }
+
+    #[test]
+    fn upstream_http1_trailers_touch_only_the_upstream_cluster() {
+        let mut options = EnvoyOptions::new(hostile_config(), 4242);
+        options.wasm = Some(PathBuf::from("/x.wasm"));
+        let plain: serde_yaml::Value = serde_yaml::from_str(&options.render().unwrap()).unwrap();
+        options.upstream_http1_trailers = true;
+        let text = options.render().unwrap();
+        let mut yaml: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+        let clusters = &mut yaml["static_resources"]["clusters"];
+        let upstream = clusters[0].as_mapping_mut().unwrap();
+        let protocol = upstream.remove("typed_extension_protocol_options").unwrap();
+        assert_eq!(
+            protocol["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
+                ["explicit_http_config"]["http_protocol_options"]["enable_trailers"]
+                .as_bool(),
+            Some(true)
+        );
+        // Without it, the same document: the plugin configuration included.
+        assert_eq!(yaml, plain);
     }
 
     #[test]

@@ -47,6 +47,8 @@ pub enum Error {
     },
     #[error("json: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("yaml: {0}")]
+    Yaml(#[from] serde_yaml::Error),
     #[error("token: {0}")]
     Token(String),
 }

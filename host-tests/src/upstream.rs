@@ -2,7 +2,7 @@
 //! receives, so tests can assert what reached it (and, above all, what never did).
 //!
 //! By default it answers 200 with a JSON echo `{"method", "path", "headers"}`; a test can set
-//! another reply.
+//! another reply, for a path also one sent chunked with trailers.
 
 use std::collections::BTreeMap;
 use std::io::{BufReader, Write};
@@ -53,12 +53,28 @@ pub struct Reply {
     pub body: Vec<u8>,
 }
 
+/// How a reply's body goes on the wire.
+#[derive(Debug, Clone)]
+enum ReplyFraming {
+    /// `content-length`.
+    Length,
+    /// `transfer-encoding: chunked` in `pieces` chunks, each written after a short pause (so
+    /// the proxy sees several body callbacks), then these trailers after the last chunk.
+    Chunked {
+        pieces: usize,
+        trailers: Vec<(String, String)>,
+    },
+}
+
+/// The pause before each chunk of a chunked reply.
+const CHUNK_PAUSE: Duration = Duration::from_millis(20);
+
 #[derive(Default)]
 struct Shared {
     received: Mutex<Vec<ReceivedRequest>>,
     reply: Mutex<Option<Reply>>,
     /// Replies by exact path (without the query), before `reply` and the echo.
-    paths: Mutex<BTreeMap<String, Reply>>,
+    paths: Mutex<BTreeMap<String, (Reply, ReplyFraming)>>,
     stop: AtomicBool,
 }
 
@@ -131,9 +147,36 @@ impl Upstream {
     pub fn set_path_reply(&self, path: &str, reply: Option<Reply>) {
         let mut paths = lock(&self.shared.paths);
         match reply {
-            Some(reply) => paths.insert(path.to_owned(), reply),
+            Some(reply) => paths.insert(path.to_owned(), (reply, ReplyFraming::Length)),
             None => paths.remove(path),
         };
+    }
+
+    /// Answers later requests for exactly `path` with `reply`, its body sent as
+    /// `transfer-encoding: chunked` in `pieces` chunks (a short pause before each) and followed
+    /// by `trailers`. Envoy forwards HTTP/1 trailers only when its cluster enables them
+    /// ([`crate::EnvoyOptions::upstream_http1_trailers`]).
+    pub fn set_path_reply_chunked(
+        &self,
+        path: &str,
+        reply: Reply,
+        pieces: usize,
+        trailers: &[(&str, &str)],
+    ) {
+        let trailers = trailers
+            .iter()
+            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+            .collect();
+        lock(&self.shared.paths).insert(
+            path.to_owned(),
+            (
+                reply,
+                ReplyFraming::Chunked {
+                    pieces: pieces.max(1),
+                    trailers,
+                },
+            ),
+        );
     }
 
     /// Requests received for exactly `path`, in order.
@@ -203,33 +246,41 @@ fn serve(stream: TcpStream, shared: &Shared) -> Result<(), Error> {
         let by_path = lock(&shared.paths)
             .get(request.path.split('?').next().unwrap_or_default())
             .cloned();
-        let reply = match by_path {
-            Some(reply) => not_modified(&request, reply),
-            None => lock(&shared.reply)
-                .clone()
-                .unwrap_or_else(|| echo(&request)),
+        let (reply, framing) = match by_path {
+            Some((reply, framing)) => match not_modified(&request, reply) {
+                // A 304 has no body to chunk.
+                Ok(reply) => (reply, framing),
+                Err(not_modified) => (not_modified, ReplyFraming::Length),
+            },
+            None => (
+                lock(&shared.reply)
+                    .clone()
+                    .unwrap_or_else(|| echo(&request)),
+                ReplyFraming::Length,
+            ),
         };
         lock(&shared.received).push(request);
-        write_reply(&mut writer, &reply)?;
+        write_reply(&mut writer, &reply, &framing)?;
     }
     let _ = writer.shutdown(Shutdown::Both);
     Ok(())
 }
 
-fn not_modified(request: &ReceivedRequest, reply: Reply) -> Reply {
+/// `Err` with a 304 when the request's `if-none-match` matches the reply's `etag`.
+fn not_modified(request: &ReceivedRequest, reply: Reply) -> Result<Reply, Reply> {
     let etag = reply
         .headers
         .iter()
         .find(|(n, _)| n.eq_ignore_ascii_case("etag"))
         .map(|(_, v)| v.as_str());
     if etag.is_some() && etag == request.header("if-none-match") {
-        return Reply {
+        return Err(Reply {
             status: 304,
             headers: Vec::new(),
             body: Vec::new(),
-        };
+        });
     }
-    reply
+    Ok(reply)
 }
 
 fn echo(request: &ReceivedRequest) -> Reply {
@@ -258,18 +309,51 @@ fn echo(request: &ReceivedRequest) -> Reply {
     }
 }
 
-fn write_reply(writer: &mut TcpStream, reply: &Reply) -> Result<(), Error> {
+fn write_reply(writer: &mut TcpStream, reply: &Reply, framing: &ReplyFraming) -> Result<(), Error> {
     let mut head = format!("HTTP/1.1 {} OK\r\n", reply.status);
     for (name, value) in &reply.headers {
-        if name.eq_ignore_ascii_case("content-length") {
+        if name.eq_ignore_ascii_case("content-length")
+            || name.eq_ignore_ascii_case("transfer-encoding")
+        {
             continue;
         }
         head.push_str(&format!("{name}: {value}\r\n"));
     }
-    head.push_str(&format!("content-length: {}\r\n\r\n", reply.body.len()));
+    let (pieces, trailers) = match framing {
+        ReplyFraming::Length => {
+            head.push_str(&format!("content-length: {}\r\n\r\n", reply.body.len()));
+            return writer
+                .write_all(head.as_bytes())
+                .and_then(|()| writer.write_all(&reply.body))
+                .and_then(|()| writer.flush())
+                .context(|| "upstream reply".into());
+        }
+        ReplyFraming::Chunked { pieces, trailers } => (*pieces, trailers),
+    };
+    head.push_str("transfer-encoding: chunked\r\n\r\n");
     writer
         .write_all(head.as_bytes())
-        .and_then(|()| writer.write_all(&reply.body))
         .and_then(|()| writer.flush())
-        .context(|| "upstream reply".into())
+        .context(|| "upstream reply head".into())?;
+    let size = reply.body.len().div_ceil(pieces).max(1);
+    for chunk in reply.body.chunks(size) {
+        std::thread::sleep(CHUNK_PAUSE);
+        let mut frame = format!("{:x}\r\n", chunk.len()).into_bytes();
+        frame.extend_from_slice(chunk);
+        frame.extend_from_slice(b"\r\n");
+        writer
+            .write_all(&frame)
+            .and_then(|()| writer.flush())
+            .context(|| "upstream reply chunk".into())?;
+    }
+    std::thread::sleep(CHUNK_PAUSE);
+    let mut end = String::from("0\r\n");
+    for (name, value) in trailers {
+        end.push_str(&format!("{name}: {value}\r\n"));
+    }
+    end.push_str("\r\n");
+    writer
+        .write_all(end.as_bytes())
+        .and_then(|()| writer.flush())
+        .context(|| "upstream reply trailers".into())
 }

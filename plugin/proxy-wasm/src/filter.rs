@@ -17,6 +17,8 @@ use crate::metrics::Metrics;
 struct Pending {
     view: RequestView,
     limit: usize,
+    /// What the host holds of the body so far (the last body callback's size).
+    buffered: usize,
 }
 
 pub struct BridleFilter {
@@ -33,6 +35,8 @@ pub struct BridleFilter {
     response_held: bool,
     /// The rest of a response that could not be filtered is dropped.
     drop_response: bool,
+    /// What the host holds of a response body waiting to be filtered.
+    response_buffered: usize,
 }
 
 const UNAVAILABLE: &[u8] =
@@ -54,6 +58,7 @@ impl BridleFilter {
             response_content_type: String::new(),
             response_held: false,
             drop_response: false,
+            response_buffered: 0,
         }
     }
 
@@ -132,6 +137,47 @@ impl BridleFilter {
         self.with_authorizer(|a| f(a, &mut host))
     }
 
+    /// Decides a request that waited for its body, now that the host holds all of it.
+    fn decide_on_body(&mut self) -> Action {
+        let Some(mut pending) = self.pending.take() else {
+            return Action::Pause;
+        };
+        let decision = if pending.buffered > pending.limit {
+            self.with_host(|a, h| a.refuse_oversized(&pending.view, pending.limit, h))
+        } else {
+            pending.view.body = Some(
+                self.get_http_request_body(0, pending.buffered)
+                    .unwrap_or_default(),
+            );
+            self.with_host(|a, h| a.decide(&pending.view, h))
+        };
+        match decision {
+            Some(decision) => self.enforce(decision),
+            None => self.unavailable("authorizer unavailable"),
+        }
+    }
+
+    /// Replaces a whole `tools/list` response body held by the host with its filtered form.
+    fn filter_response(&mut self, body_size: usize) {
+        let Some(filter) = self.tools_filter.take() else {
+            return;
+        };
+        let body = self
+            .get_http_response_body(0, body_size)
+            .unwrap_or_default();
+        let content_type = std::mem::take(&mut self.response_content_type);
+        let filtered = self.with_authorizer(|a| a.filter_tools_list(&filter, &body, &content_type));
+        match filtered {
+            Some(filtered) => self.set_http_response_body(0, body_size, &filtered),
+            // Without the authorizer the list cannot be filtered; show no tools rather than all.
+            None => self.set_http_response_body(
+                0,
+                body_size,
+                br#"{"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":"bridle: authorizer unavailable"}}"#,
+            ),
+        };
+    }
+
     fn enforce(&mut self, decision: Decision) -> Action {
         self.metrics.count(decision.outcome, decision.cache_hit);
         if self
@@ -203,7 +249,11 @@ impl HttpContext for BridleFilter {
                 if declared.is_some_and(|length| length > limit) {
                     self.with_host(|a, h| a.refuse_oversized(&view, limit, h))
                 } else if host == HostKind::Envoy {
-                    self.pending = Some(Pending { view, limit });
+                    self.pending = Some(Pending {
+                        view,
+                        limit,
+                        buffered: 0,
+                    });
                     return Action::Pause;
                 } else {
                     // ngx_wasm_module never delivers a body to a filter that holds the
@@ -214,7 +264,11 @@ impl HttpContext for BridleFilter {
                     let chunked = self.get_http_request_header("transfer-encoding").is_some();
                     match capabilities::nginx_body(length.as_deref(), chunked) {
                         NginxBody::Coming => {
-                            self.pending = Some(Pending { view, limit });
+                            self.pending = Some(Pending {
+                        view,
+                        limit,
+                        buffered: 0,
+                    });
                             return Action::Continue;
                         }
                         NginxBody::None => {
@@ -246,32 +300,26 @@ impl HttpContext for BridleFilter {
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        let Some(pending) = self.pending.as_ref() else {
+        let Some(pending) = self.pending.as_mut() else {
             return Action::Continue;
         };
-        let limit = pending.limit;
-        if body_size > limit {
-            let Some(mut pending) = self.pending.take() else {
-                return Action::Pause;
-            };
-            pending.view.body = None;
-            return match self.with_host(|a, h| a.refuse_oversized(&pending.view, limit, h)) {
-                Some(decision) => self.enforce(decision),
-                None => self.unavailable("authorizer unavailable"),
-            };
+        pending.buffered = body_size;
+        if body_size > pending.limit || end_of_stream {
+            return self.decide_on_body();
         }
-        if !end_of_stream {
-            // Keep buffering: the host accumulates the body until the end of the stream.
-            return Action::Pause;
+        // Keep buffering: the host accumulates the body until the end of the stream (or the
+        // trailers, which end it too).
+        Action::Pause
+    }
+
+    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        // Trailers end the stream without a body callback that says so: a request still
+        // waiting for its decision is decided here, on what the host buffered. Returning
+        // `Continue` undecided would forward it unchecked.
+        if self.pending.is_none() {
+            return Action::Continue;
         }
-        let Some(mut pending) = self.pending.take() else {
-            return Action::Pause;
-        };
-        pending.view.body = Some(self.get_http_request_body(0, body_size).unwrap_or_default());
-        match self.with_host(|a, h| a.decide(&pending.view, h)) {
-            Some(decision) => self.enforce(decision),
-            None => self.unavailable("authorizer unavailable"),
-        }
+        self.decide_on_body()
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
@@ -315,25 +363,17 @@ impl HttpContext for BridleFilter {
                 return Action::Continue;
             }
             self.response_held = true;
+            self.response_buffered = body_size;
             return Action::Pause;
         }
-        let Some(filter) = self.tools_filter.take() else {
-            return Action::Continue;
-        };
-        let body = self
-            .get_http_response_body(0, body_size)
-            .unwrap_or_default();
-        let content_type = std::mem::take(&mut self.response_content_type);
-        let filtered = self.with_authorizer(|a| a.filter_tools_list(&filter, &body, &content_type));
-        match filtered {
-            Some(filtered) => self.set_http_response_body(0, body_size, &filtered),
-            // Without the authorizer the list cannot be filtered; show no tools rather than all.
-            None => self.set_http_response_body(
-                0,
-                body_size,
-                br#"{"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":"bridle: authorizer unavailable"}}"#,
-            ),
-        }
+        self.filter_response(body_size);
+        Action::Continue
+    }
+
+    fn on_http_response_trailers(&mut self, _num_trailers: usize) -> Action {
+        // Trailers end a held `tools/list` response: filter what the host buffered, or the
+        // unfiltered list would go out with them.
+        self.filter_response(self.response_buffered);
         Action::Continue
     }
 }

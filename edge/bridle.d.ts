@@ -8,6 +8,7 @@ export type Outcome =
   | "unauthenticated"
   | "bad_request"
   | "payload_too_large"
+  | "unsupported_media_type"
   | "error"
   | "unavailable";
 

@@ -33,6 +33,19 @@ printf '\x01PUT\n/approve\nfuzz.internal\nbridle-approval: x.y.z\n\n' >corpus/de
 printf '\x03POST\n/mcp\nfuzz.internal\ncontent-type: application/json\n\n%s' \
   '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"deploy","arguments":{}}}' \
   >corpus/decision/seed-mcp
+# The shapes of the fail-open review: a charset the upstream would honour, a content coding,
+# `;` path parameters, caller copies of reserved headers.
+printf '\x03POST\n/mcp\nfuzz.internal\ncontent-type: application/json; charset=utf-7\n\n%s' \
+  '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"deploy","arguments":{}}}' \
+  >corpus/decision/seed-charset
+printf '\x03POST\n/mcp\nfuzz.internal\ncontent-type: application/json\ncontent-encoding: gzip\n\n{}' \
+  >corpus/decision/seed-encoding
+printf '\x01GET\n/api/..;/mcp\nfuzz.internal\n\n' >corpus/decision/seed-semicolon
+printf '\x01GET\n/api/reports\nfuzz.internal\nx-bridle-agent: spiffe://fuzz.test/agent/admin\n\n' \
+  >corpus/decision/seed-reserved
+mkdir -p corpus/mcp
+printf 'application/json; charset="utf-8"\n{"jsonrpc":"2.0","id":1,"method":"tools/list"}' \
+  >corpus/mcp/seed-content-type
 for target in "${targets[@]}"; do
   mkdir -p "corpus/$target"
   echo "== fuzz $target (${seconds}s)"

@@ -1,7 +1,10 @@
 //! The whole decision on arbitrary requests: method, path, authority, headers and body from the
 //! input, against a configuration with workload, task and approval issuers, an MCP route and a
 //! policy that reads the request. The first input byte chooses whether a valid workload token
-//! and a valid task token are added, so the policy and MCP paths are reached, not only the 401.
+//! and a valid task token are added, so the policy and MCP paths are reached, not only the 401,
+//! and whether the body is labelled JSON. Whatever is forwarded must be what the policy judged:
+//! no `;` path parameters, an MCP body only as unencoded UTF-8 JSON, and no caller copy of a
+//! reserved `x-bridle-` header.
 #![no_main]
 
 use bridle_core::RequestView;
@@ -14,7 +17,7 @@ mod common;
 const POLICY: &str = r#"package fuzz
 import rego.v1
 default decision := {"allow": false, "reasons": ["no"]}
-decision := {"allow": true} if input.request.method == "GET"
+decision := {"allow": true} if input.request.method in {"GET", "POST"}
 decision := {"allow": false, "approval_required": true} if input.request.method == "PUT"
 "#;
 
@@ -121,6 +124,10 @@ fuzz_target!(|data: &[u8]| {
             common::TXN_TOKEN.as_bytes().to_vec(),
         ));
     }
+    if selector & 4 == 4 {
+        view.headers
+            .push(("content-type".to_owned(), b"application/json".to_vec()));
+    }
     let mut host = Host {
         once: MemoryOnceStore::new(64),
     };
@@ -131,5 +138,20 @@ fuzz_target!(|data: &[u8]| {
         // Whatever the request, a refusal is never forwarded and carries a status.
         let status = decision.outcome.status();
         assert!((200..600).contains(&status));
+        if !decision.forwards() {
+            return;
+        }
+        let path = view.path.split('?').next().unwrap_or_default();
+        assert!(!path.contains(';') && !path.to_ascii_lowercase().contains("%3b"));
+        for (name, _) in view.headers.iter().filter(|(n, _)| n.starts_with("x-bridle-")) {
+            assert!(decision.remove_headers.contains(name), "{name} forwarded");
+        }
+        if view.method == "POST" && path == "/mcp" {
+            let values = |name: &str| view.headers.iter().filter(|(n, _)| n == name).count();
+            assert_eq!(values("content-type"), 1);
+            assert!(view.headers.iter().all(|(n, v)| n != "content-encoding"
+                || v.trim_ascii().is_empty()
+                || v.trim_ascii().eq_ignore_ascii_case(b"identity")));
+        }
     });
 });

@@ -10,6 +10,7 @@ Reads a JSON spec on stdin, writes the .tar.gz to stdout:
    "tamper": {...},     # signed with the "files" content, archived with this content
    "drop": ["name"],    # signed, left out of the archive
    "scope": "prod",     # optional `scope` claim
+   "iat": 1700000000,   # the signature's `iat` (default: now; null: left out)
    "no_signature": false}
 
 File hashes follow OPA: SHA-256 over the bytes, except JSON files and `.manifest`, hashed over
@@ -21,6 +22,7 @@ import io
 import json
 import sys
 import tarfile
+import time
 
 import jwt
 
@@ -53,6 +55,9 @@ def main():
         }
         if spec.get("scope") is not None:
             claims["scope"] = spec["scope"]
+        iat = spec.get("iat", int(time.time()))
+        if iat is not None:
+            claims["iat"] = iat
         token = jwt.encode(claims, spec["key_pem"], algorithm="ES256", headers={"kid": spec["kid"]})
         archived[".signatures.json"] = json.dumps({"signatures": [token]})
     raw = io.BytesIO()

@@ -406,6 +406,15 @@ def main(out: str) -> None:
     refuse("approval/expired", appr.mint(dict(good_approval, iat=NOW - CLOCK_SKEW - 400, exp=NOW - CLOCK_SKEW - 200)), "expired", slot="approval")
     refuse("approval/workload-token", svid.mint(), "untrusted_issuer", slot="approval")
 
+    # --- revocation by `jti`: the raw claim is compared, whatever its length or characters ------
+    long_jti = "revoked-" + "x" * 92
+    revoked_jti = [long_jti, "corpus-revoked"]
+    refuse("revocation/long-jti", svid.mint(svid.claims(jti=long_jti)), "revoked")
+    refuse("revocation/jti", svid.mint(svid.claims(jti="corpus-revoked")), "revoked")
+    # Not the revoked `corpus-revoked`: a control character makes it another `jti`.
+    accept("revocation/jti-with-control-character", svid.mint(svid.claims(jti="corpus-\u0007revoked")))
+    refuse("revocation/long-jti-task", txn.mint(txn.claims(jti=long_jti)), "revoked", slot="task")
+
     cases = [c for c in cases if c["token"]]
     corpus = {
         "generator": f"PyJWT {jwt.__version__}",
@@ -419,6 +428,7 @@ def main(out: str) -> None:
         "issuers": [i.entry() for i in workload],
         "task_issuers": [i.entry() for i in tasks],
         "approval_issuers": [i.entry() for i in approvals],
+        "revoked_jti": revoked_jti,
         "weak_rsa_issuer": Issuer("https://weak.corpus.test", "oidc", "RS256", weak).entry(),
         "cases": cases,
     }

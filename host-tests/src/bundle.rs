@@ -44,6 +44,8 @@ pub struct BundleSpec {
     pub tamper: BTreeMap<String, String>,
     pub drop: Vec<String>,
     pub scope: Option<String>,
+    /// The signature's `iat`; default: when it is built.
+    pub issued_at: Option<u64>,
     pub no_signature: bool,
 }
 
@@ -84,11 +86,14 @@ impl BundleSpec {
             .key
             .to_pem()
             .map_err(|err| Error::Token(format!("bundle key: {err}")))?;
-        let spec = json!({
+        let mut spec = json!({
             "key_pem": pem, "kid": key.kid, "files": self.files, "unsigned": self.unsigned,
             "tamper": self.tamper, "drop": self.drop, "scope": self.scope,
             "no_signature": self.no_signature,
         });
+        if let (Some(iat), Some(spec)) = (self.issued_at, spec.as_object_mut()) {
+            spec.insert("iat".to_owned(), json!(iat));
+        }
         let python = paths::repo_root().join(".venv/bin/python");
         let script = paths::repo_root().join("host-tests/bundles/make_bundle.py");
         let mut child = Command::new(&python)

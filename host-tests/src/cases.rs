@@ -131,9 +131,14 @@ pub fn load(policy: &bridle_policies::ShippedPolicy, cases_dir: &Path) -> Result
             str_at(input, "/identity/subject"),
         ) {
             (Some(id), _) => {
+                // A SPIFFE ID from the OIDC issuer: a case of an issuer that may not assert one.
+                let issuer = match str_at(input, "/identity/issuer") {
+                    Some(OIDC_ISSUER) => &oidc,
+                    _ => &workload,
+                };
                 headers.push((
                     "authorization".to_owned(),
-                    format!("Bearer {}", workload.token_for(id)?),
+                    format!("Bearer {}", issuer.token_for(id)?),
                 ));
                 id.to_owned()
             }
@@ -237,11 +242,19 @@ pub fn load(policy: &bridle_policies::ShippedPolicy, cases_dir: &Path) -> Result
         });
     }
 
+    // The OIDC issuer's SPIFFE subjects reach the policy, so that the policy's own check of
+    // issuer and profile is what the cases exercise.
+    let mut oidc_entry = crate::config::issuer_entry(&oidc)?;
+    if let Some(entry) = oidc_entry.as_object_mut() {
+        entry.insert("spiffe_subjects".to_owned(), json!(true));
+    }
     let mut configs = BTreeMap::new();
     for (key, environment) in environments {
         let config = ConfigBuilder::with_policy(policy.config_block()?)
-            .issuer(&workload)?
-            .issuer(&oidc)?
+            .set(
+                "issuers",
+                json!([crate::config::issuer_entry(&workload)?, oidc_entry]),
+            )
             .set("environment", environment)
             .set(
                 "task",

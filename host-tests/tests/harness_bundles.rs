@@ -225,6 +225,35 @@ fn bundles_are_verified_before_activation_and_the_last_good_one_stays() {
     assert_eq!(refused.status(), 403, "{}", refused.body_text());
     assert_eq!(refused.body_json()["policy_revision"], "r2");
 
+    // An older signed bundle, one that still lists the research agent, cannot come back: a
+    // replayed or stale copy never replaces a newer policy.
+    let signed_earlier = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 3600;
+    let mut replayed = agents_bundle("r1", None);
+    replayed.issued_at = Some(signed_earlier);
+    plugin.advance_time(Duration::from_secs(30));
+    let call = tick_for_bundle_call(&mut plugin);
+    plugin.take_logs();
+    serve(
+        &mut plugin,
+        &call,
+        200,
+        "\"r1\"",
+        replayed.build(&key).unwrap(),
+    );
+    assert!(
+        plugin.log_contains("is older than the active one"),
+        "{:?}",
+        plugin.logs()
+    );
+    assert!(plugin.log_contains("keeping revision `r2`"));
+    let still_refused = plugin.request(&reports(&issuer)).unwrap();
+    assert_eq!(still_refused.status(), 403, "{}", still_refused.body_text());
+    assert_eq!(still_refused.body_json()["policy_revision"], "r2");
+
     // Not modified: nothing changes, the bundle counts as confirmed.
     plugin.advance_time(Duration::from_secs(30));
     let call = tick_for_bundle_call(&mut plugin);

@@ -12,7 +12,14 @@ package bridle.agents
 
 import rego.v1
 
-agent_id := input.identity.spiffe.id
+# Agents are SPIFFE workloads. A SPIFFE ID counts only from an issuer trusted to assert them
+# (`data.spiffe_issuers`), with a profile it is trusted for and in its own trust domain: an OIDC
+# user named `spiffe://…/agent/deploy-bot` is not deploy-bot.
+agent_id := input.identity.spiffe.id if {
+	trusted := data.spiffe_issuers[input.identity.issuer]
+	input.identity.profile in trusted.profiles
+	input.identity.spiffe.trust_domain == trusted.trust_domain
+}
 
 agent := data.agents[agent_id]
 
@@ -29,6 +36,12 @@ task_scopes := {s | some s in object.get(input, ["task", "scopes"], [])}
 # --- denials, each with a reason a human can act on -------------------------------------------
 
 reasons contains "caller has no SPIFFE ID" if not input.identity.spiffe
+
+reasons contains msg if {
+	input.identity.spiffe
+	not agent_id
+	msg := sprintf("SPIFFE ID %s is not asserted by a trusted SPIFFE issuer (issuer %s, profile %s)", [input.identity.spiffe.id, input.identity.issuer, input.identity.profile])
+}
 
 reasons contains msg if {
 	agent_id

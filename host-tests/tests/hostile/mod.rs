@@ -78,6 +78,7 @@ impl Corpus {
         ))
         .set("task", json!({"issuers": self.doc["task_issuers"]}))
         .set("approval", json!({"issuers": self.doc["approval_issuers"]}))
+        .set("revocation", json!({"jti": self.doc["revoked_jti"]}))
         .set(
             "routes",
             json!([{"name": "tasks", "path": "/tasks", "require_task": true}]),
@@ -130,6 +131,7 @@ pub fn reason_fragments(class: &str) -> &'static [&'static str] {
         "standing" => &["standing access"],
         "other_action" => &["approves another action"],
         "approval_jti" => &["jti"],
+        "revoked" => &["is revoked"],
         other => panic!("unknown reason class `{other}` in the corpus"),
     }
 }

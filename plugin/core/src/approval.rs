@@ -36,10 +36,7 @@ impl ApprovalRequest {
             "arguments": action.arguments,
         });
         let canonical = action.to_string();
-        let digest = hmac_sha256::Hash::hash(canonical.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let digest = crate::hex::lower(&hmac_sha256::Hash::hash(canonical.as_bytes()));
         Self { action, digest }
     }
 }
@@ -57,7 +54,7 @@ pub enum ApprovalError {
     NoJti,
     #[error("approval credential approves another action (digest mismatch)")]
     OtherAction,
-    #[error("approval `{0}` was already used")]
+    #[error("approval `{}` was already used", crate::identity::verify::quote(.0))]
     Replayed(String),
     #[error("approval replay store is unavailable")]
     StoreUnavailable,

@@ -114,11 +114,18 @@ pub struct IntentRef {
 }
 
 /// Replaces the values of `keys` (at any depth) with `"***"`.
+/// Keys match whatever their ASCII case: `Password` and `PASSWORD` carry what `password`
+/// does. (Unicode case folding would bring its tables into the module for key names that are
+/// ASCII in practice.)
+fn same_key(configured: &str, key: &str) -> bool {
+    configured.eq_ignore_ascii_case(key)
+}
+
 pub fn mask(value: &mut serde_json::Value, keys: &[String]) {
     match value {
         serde_json::Value::Object(map) => {
             for (key, item) in map.iter_mut() {
-                if keys.iter().any(|k| k == key) {
+                if keys.iter().any(|k| same_key(k, key)) {
                     *item = serde_json::Value::from("***");
                 } else {
                     mask(item, keys);
@@ -230,5 +237,21 @@ mod tests {
             "2000-02-29T00:00:00.000000Z"
         );
         assert_eq!(rfc3339(u64::MAX), "2554-07-21T23:34:33.709551Z");
+    }
+
+    #[test]
+    fn masks_keys_whatever_their_case() {
+        let mut value = serde_json::json!({
+            "Password": "a", "PASSWORD": "b", "nested": [{"pAsSwOrD": "c", "Пароль": "d"}],
+            "user": "u"
+        });
+        mask(&mut value, &["password".to_owned(), "Пароль".to_owned()]);
+        assert_eq!(
+            value,
+            serde_json::json!({
+                "Password": "***", "PASSWORD": "***", "nested": [{"pAsSwOrD": "***", "Пароль": "***"}],
+                "user": "u"
+            })
+        );
     }
 }

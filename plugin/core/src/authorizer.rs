@@ -16,12 +16,12 @@ use crate::error::ConfigError;
 use crate::host::{Host, Once};
 use crate::identity::cache::TokenCache;
 use crate::identity::native::{SignatureJob, SignatureVerdict};
-use crate::identity::verify::token_digest;
+use crate::identity::verify::{quote, token_digest};
 use crate::identity::{TokenError, TokenVerifier, VerifiedToken};
 use crate::input;
 use crate::input_reads::{InputReads, Part};
 use crate::intent;
-use crate::policy::{valid_header_name, Policy};
+use crate::policy::{valid_header_name, valid_header_value, Policy};
 use crate::request::{parse_path, RequestView};
 use crate::revocation::{FeedError, RevocationState, Revocations};
 use crate::task::{TaskError, TaskSettings};
@@ -110,6 +110,12 @@ pub struct Authorizer {
     signature_jobs: BTreeSet<String>,
     /// The runtime's verdict for the request being decided.
     verdict: Option<SignatureVerdict>,
+    /// Every configured credential's header: never in `input.request.headers`.
+    hidden_headers: Vec<String>,
+    /// Request headers with this prefix reach the upstream only as Bridle sets them.
+    reserved_prefix: String,
+    /// `<prefix>agent` and `<prefix>agent-owner`.
+    identity_headers: (String, String),
 }
 
 /// What recompiling a policy from a bundle needs, and which policy decides now.
@@ -121,6 +127,8 @@ struct PolicySource {
     kind: &'static str,
     revision: Shared,
     activated_at: Option<u64>,
+    /// The active bundle's signed `iat`; `None` before the first bundle.
+    issued_at: Option<u64>,
 }
 
 /// A short digest naming an inline policy, so audit events of different configurations differ.
@@ -137,13 +145,11 @@ fn config_revision(policy: &crate::config::RawPolicy) -> String {
             .to_string()
             .as_bytes(),
     );
-    let hex: String = hasher
-        .finalize()
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("sha256:{hex}")
+    let digest = hasher.finalize();
+    format!(
+        "sha256:{}",
+        crate::hex::lower(digest.get(..8).unwrap_or_default())
+    )
 }
 
 fn header_name(value: &str, field: &str) -> Result<String, ConfigError> {
@@ -196,6 +202,16 @@ impl Authorizer {
             return Err(ConfigError::invalid(
                 "response.realm",
                 "must not contain quotes, backslashes or control characters",
+            ));
+        }
+        let reserved_prefix = raw.upstream.reserved_header_prefix.to_ascii_lowercase();
+        if !valid_header_name(&reserved_prefix) {
+            return Err(ConfigError::invalid(
+                "upstream.reserved_header_prefix",
+                format!(
+                    "`{}` is not the start of an HTTP header name",
+                    raw.upstream.reserved_header_prefix
+                ),
             ));
         }
         let skew = identity.clock_skew_seconds;
@@ -322,6 +338,7 @@ impl Authorizer {
             kind: "config",
             revision: config_revision(&raw.policy).into(),
             activated_at: None,
+            issued_at: None,
         };
         let feed = raw.revocation.feed.clone();
         if let Some(feed) = &feed {
@@ -371,7 +388,23 @@ impl Authorizer {
             host_proof_property: host_verification.as_ref().map(|h| h.proof_property.clone()),
             host_payload_header,
         };
+        let hidden_headers = [Some(&settings.credential_header)]
+            .into_iter()
+            .chain([
+                settings.host_payload_header.as_ref(),
+                task.as_ref().map(|t| &t.header),
+                approval.as_ref().map(|a| &a.header),
+            ])
+            .flatten()
+            .cloned()
+            .collect();
         Ok(Self {
+            hidden_headers,
+            identity_headers: (
+                format!("{reserved_prefix}agent"),
+                format!("{reserved_prefix}agent-owner"),
+            ),
+            reserved_prefix,
             verifier: TokenVerifier::new(issuers, skew, identity.max_token_bytes),
             cache: TokenCache::new(identity.cache_entries),
             task,
@@ -426,6 +459,14 @@ impl Authorizer {
             .ok_or_else(|| BundleError::Fetch("no bundle is configured".to_owned()))?;
         let opened = settings.open(bytes, now)?;
         let source = &self.policy_source;
+        // A bundle signed before the active one is a rollback (a replayed or stale copy):
+        // refused, and the active policy stays.
+        if let Some(active) = source.issued_at.filter(|active| opened.issued_at < *active) {
+            return Err(BundleError::Older {
+                offered: opened.issued_at,
+                active,
+            });
+        }
         let raw = crate::config::RawPolicy {
             entrypoint: source.entrypoint.to_string(),
             modules: opened.modules,
@@ -440,6 +481,7 @@ impl Authorizer {
         self.policy_source.kind = "bundle";
         self.policy_source.revision = opened.revision.as_str().into();
         self.policy_source.activated_at = Some(now);
+        self.policy_source.issued_at = Some(opened.issued_at);
         Ok(opened.revision)
     }
 
@@ -642,20 +684,22 @@ impl Authorizer {
         if dry_run
             && !matches!(
                 outcome,
-                Outcome::Allow | Outcome::BadRequest | Outcome::PayloadTooLarge
+                Outcome::Allow
+                    | Outcome::BadRequest
+                    | Outcome::PayloadTooLarge
+                    | Outcome::UnsupportedMediaType
             )
         {
             decision_dry_run = true;
-            upstream_headers.push(id_header.clone());
-            remove_headers = self.credential_headers();
+            (upstream_headers, remove_headers) =
+                self.forward_headers(request, trace.agent.as_ref(), Vec::new(), &id_header);
         }
         match outcome {
             Outcome::Allow => {
                 tools_filter = trace.tools_filter.take();
-                upstream_headers = policy_headers;
-                upstream_headers.push(id_header);
+                (upstream_headers, remove_headers) =
+                    self.forward_headers(request, trace.agent.as_ref(), policy_headers, &id_header);
                 decision_dry_run = dry_run;
-                remove_headers = self.credential_headers();
             }
             Outcome::Unauthenticated => {
                 let challenge = self.challenge(&reasons);
@@ -665,6 +709,7 @@ impl Authorizer {
             Outcome::Deny
             | Outcome::BadRequest
             | Outcome::PayloadTooLarge
+            | Outcome::UnsupportedMediaType
             | Outcome::Error
             | Outcome::Unavailable => {}
         }
@@ -727,6 +772,38 @@ impl Authorizer {
         }
     }
 
+    /// The headers a forwarded request gets and loses: the caller's copies of reserved
+    /// headers and its credentials go; Bridle's identity headers, the policy's headers and the
+    /// decision id are set, in that order (a later one replaces an earlier one).
+    fn forward_headers(
+        &self,
+        request: &RequestView,
+        agent: Option<&AgentRef>,
+        policy_headers: Vec<(String, String)>,
+        id_header: &(String, String),
+    ) -> (Vec<(String, String)>, Vec<String>) {
+        let mut remove = self.credential_headers();
+        for (name, _) in &request.headers {
+            if name.starts_with(&self.reserved_prefix) && !remove.contains(name) {
+                remove.push(name.clone());
+            }
+        }
+        let mut set = Vec::with_capacity(policy_headers.len() + 3);
+        if let Some(agent) = agent {
+            let caller = agent.spiffe_id.as_ref().or(agent.subject.as_ref());
+            let (agent_header, owner_header) = &self.identity_headers;
+            // A subject that could break the header is left out rather than altered.
+            for (name, value) in [(agent_header, caller), (owner_header, agent.owner.as_ref())] {
+                if let Some(value) = value.filter(|v| valid_header_value(v)) {
+                    set.push((name.clone(), value.to_string()));
+                }
+            }
+        }
+        set.extend(policy_headers);
+        set.push(id_header.clone());
+        (set, remove)
+    }
+
     /// Credential headers never forwarded upstream, unless configured otherwise.
     fn credential_headers(&self) -> Vec<String> {
         let mut headers = Vec::new();
@@ -777,7 +854,8 @@ impl Authorizer {
             .filter(|j| self.revocations.jti_revoked(j))
         {
             return Err(Refusal::unauthenticated(format!(
-                "token `{jti}` is revoked"
+                "token `{}` is revoked",
+                quote(jti)
             )));
         }
         if self.revocations.agent_revoked(caller) {
@@ -815,7 +893,8 @@ impl Authorizer {
                             .filter(|j| self.revocations.jti_revoked(j))
                         {
                             return Err(Refusal::unauthenticated(format!(
-                                "task credential `{jti}` is revoked"
+                                "task credential `{}` is revoked",
+                                quote(jti)
                             )));
                         }
                         settings
@@ -859,8 +938,13 @@ impl Authorizer {
         }
 
         let route = route.and_then(|(i, captures)| self.routes.get(i).map(|r| (r, captures)));
-        let intent = intent::build(request, route, &self.mcp)
-            .map_err(|err| Refusal(Outcome::BadRequest, err.to_string()))?;
+        let intent = intent::build(request, route, &self.mcp).map_err(|err| {
+            let outcome = match err {
+                crate::mcp::McpError::Encoding(_) => Outcome::UnsupportedMediaType,
+                _ => Outcome::BadRequest,
+            };
+            Refusal(outcome, err.to_string())
+        })?;
         let filters_tools_list =
             self.mcp.filter_tools_list && intent.rpc_method.as_deref() == Some("tools/list");
         // A tools/list response is filtered later, perhaps under a newer policy that reads
@@ -874,7 +958,7 @@ impl Authorizer {
             identity: wants(Part::Identity).then(|| identity.input.clone()),
             request: reads
                 .reads_request()
-                .then(|| input::request(request, &parsed, &self.settings.credential_header, reads)),
+                .then(|| input::request(request, &parsed, &self.hidden_headers, reads)),
             connection: wants(Part::Connection).then(|| input::connection(request)),
             environment: wants(Part::Environment).then(|| self.environment.clone()),
             task: task
@@ -945,7 +1029,13 @@ impl Authorizer {
                 return Ok(decision);
             }
         };
-        let key = format!("approval:{}:{}", approval.issuer, approval.jti);
+        // The raw issuer and `jti`, hashed: exact, unambiguous and of bounded length whatever
+        // the claim holds.
+        let mut hasher = hmac_sha256::Hash::new();
+        hasher.update(approval.issuer.as_bytes());
+        hasher.update([0]);
+        hasher.update(approval.jti.as_bytes());
+        let key = format!("approval:{}", crate::hex::lower(&hasher.finalize()));
         let until = approval
             .expires_at
             .saturating_add(self.verifier.skew_seconds());

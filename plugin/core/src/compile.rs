@@ -116,6 +116,7 @@ pub fn issuers(raw: &[RawIssuer], at: &str, role: IssuerRole) -> Result<Vec<Issu
             audiences: issuer.audiences.iter().cloned().collect(),
             algorithms,
             keys: keys_out,
+            spiffe_subjects: issuer.spiffe_subjects,
         });
     }
     Ok(issuers)

@@ -23,6 +23,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub connection: RawConnection,
     #[serde(default)]
+    pub upstream: RawUpstream,
+    #[serde(default)]
     pub task: Option<RawTask>,
     #[serde(default)]
     pub delegation: RawDelegation,
@@ -432,6 +434,11 @@ pub struct RawIssuer {
     pub audiences: Vec<String>,
     pub algorithms: Vec<String>,
     pub jwks: RawJwks,
+    /// Whether a `sub` of this issuer that is a SPIFFE ID is exposed as one
+    /// (`input.identity.spiffe`). JWT-SVID issuers always assert SPIFFE IDs; any other issuer
+    /// only when set, since a SPIFFE ID is what policies key agents on.
+    #[serde(default)]
+    pub spiffe_subjects: bool,
 }
 
 /// How a token of an issuer is shaped and which header `typ` it must carry.
@@ -535,6 +542,24 @@ impl Default for RawResponse {
         Self {
             decision_id_header: "x-bridle-decision-id".to_owned(),
             realm: "bridle".to_owned(),
+        }
+    }
+}
+
+/// What the upstream may trust in a forwarded request.
+#[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields, default)]
+pub struct RawUpstream {
+    /// Request headers starting with this prefix are Bridle's: a caller's copies are removed
+    /// from every forwarded request, and Bridle sets `<prefix>agent` and `<prefix>agent-owner`.
+    pub reserved_header_prefix: String,
+}
+
+impl Default for RawUpstream {
+    fn default() -> Self {
+        Self {
+            reserved_header_prefix: "x-bridle-".to_owned(),
         }
     }
 }

@@ -17,6 +17,9 @@ pub enum Outcome {
     BadRequest,
     /// The body is over the configured limit: 413.
     PayloadTooLarge,
+    /// The body is not sent in the one form Bridle reads it in (JSON as UTF-8, no content
+    /// coding): 415.
+    UnsupportedMediaType,
     /// The policy failed; never forwarded: 500.
     Error,
     /// A control input Bridle must trust is unavailable (stale revocation feed): 503.
@@ -31,6 +34,7 @@ impl Outcome {
             Outcome::Unauthenticated => 401,
             Outcome::BadRequest => 400,
             Outcome::PayloadTooLarge => 413,
+            Outcome::UnsupportedMediaType => 415,
             Outcome::Error => 500,
             Outcome::Unavailable => 503,
         }
@@ -45,6 +49,7 @@ impl Outcome {
             Outcome::Unauthenticated => "unauthenticated",
             Outcome::BadRequest => "bad_request",
             Outcome::PayloadTooLarge => "payload_too_large",
+            Outcome::UnsupportedMediaType => "unsupported_media_type",
             Outcome::Error => "policy_error",
             Outcome::Unavailable => "unavailable",
         }
@@ -58,6 +63,7 @@ impl Outcome {
             Outcome::Unauthenticated => "unauthenticated",
             Outcome::BadRequest => "bad_request",
             Outcome::PayloadTooLarge => "payload_too_large",
+            Outcome::UnsupportedMediaType => "unsupported_media_type",
             Outcome::Error => "error",
             Outcome::Unavailable => "unavailable",
         }

@@ -121,21 +121,23 @@ fn token_reference(token: &VerifiedToken) -> Value {
     ])
 }
 
-/// Headers a policy never sees: credentials.
-pub fn is_credential_header(name: &str, credential_header: &str) -> bool {
-    name == credential_header || matches!(name, "authorization" | "proxy-authorization" | "cookie")
+/// Headers a policy never sees: credentials, the configured ones (`credential_headers`: the
+/// workload, task and approval credentials' headers) and the usual ones.
+pub fn is_credential_header(name: &str, credential_headers: &[String]) -> bool {
+    matches!(name, "authorization" | "proxy-authorization" | "cookie")
+        || credential_headers.iter().any(|h| h == name)
 }
 
 /// `input.request`; `headers` and `query` only when `reads` has them.
 pub fn request(
     view: &RequestView,
     parsed: &ParsedPath,
-    credential_header: &str,
+    credential_headers: &[String],
     reads: InputReads,
 ) -> Value {
     let headers = reads
         .reads(Part::RequestHeaders)
-        .then(|| headers(view, credential_header));
+        .then(|| headers(view, credential_headers));
     let query = reads.reads(Part::RequestQuery).then(|| query(parsed));
     let raw_path = view.path.split('?').next().unwrap_or_default();
     let k = &*KEYS;
@@ -160,10 +162,10 @@ pub fn request(
     ])
 }
 
-fn headers(view: &RequestView, credential_header: &str) -> Value {
+fn headers(view: &RequestView, credential_headers: &[String]) -> Value {
     let mut headers: BTreeMap<Value, Value> = BTreeMap::new();
     for (name, value) in &view.headers {
-        if name.starts_with(':') || is_credential_header(name, credential_header) {
+        if name.starts_with(':') || is_credential_header(name, credential_headers) {
             continue;
         }
         let value = String::from_utf8_lossy(value);
@@ -342,6 +344,8 @@ mod tests {
                 ("accept", "text/plain"),
                 ("authorization", "Bearer secret"),
                 ("x-agent-token", "secret"),
+                ("txn-token", "task secret"),
+                ("x-bridle-approval", "approval secret"),
                 ("cookie", "s=1"),
                 ("accept", "application/json"),
                 ("x-one", "1"),
@@ -353,7 +357,8 @@ mod tests {
         };
         let parsed = parse_path(&view.path).unwrap();
         let json = |reads| -> serde_json::Value {
-            let value = request(&view, &parsed, "x-agent-token", reads);
+            let hidden = ["x-agent-token", "txn-token", "x-bridle-approval"].map(str::to_owned);
+            let value = request(&view, &parsed, &hidden, reads);
             serde_json::from_str(&value.to_json_str().unwrap()).unwrap()
         };
         assert_eq!(

@@ -84,6 +84,10 @@ pub fn build(
     if intent.protocol != Protocol::Mcp || view.method != "POST" {
         return Ok(intent);
     }
+    crate::media_type::check_json(
+        &header_values(view, "content-type"),
+        &header_values(view, "content-encoding"),
+    )?;
     let body = view.body.as_deref().unwrap_or_default();
     let message = mcp::parse(body)?;
     message.check_headers(
@@ -114,6 +118,14 @@ pub fn build(
     intent.arguments = message.arguments;
     intent.rpc_method = Some(message.method);
     Ok(intent)
+}
+
+fn header_values<'v>(view: &'v RequestView, name: &str) -> Vec<&'v [u8]> {
+    view.headers
+        .iter()
+        .filter(|(n, _)| n == name)
+        .map(|(_, v)| v.as_slice())
+        .collect()
 }
 
 fn header(view: &RequestView, name: &str) -> Option<String> {

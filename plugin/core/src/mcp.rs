@@ -2,6 +2,7 @@
 
 use serde_json::{Map, Value};
 
+use crate::identity::verify::quote;
 use crate::json_strict;
 
 /// What an MCP request asks for.
@@ -42,10 +43,9 @@ pub enum McpError {
         header_value: String,
         body_value: String,
     },
-}
-
-fn quote(value: &str) -> String {
-    value.chars().filter(|c| !c.is_control()).take(96).collect()
+    /// The body is not sent as UTF-8 JSON: 415.
+    #[error(transparent)]
+    Encoding(#[from] crate::media_type::BodyEncodingError),
 }
 
 /// Parses one MCP JSON-RPC message. Duplicate keys, batches and non-UTF-8 are refused.

@@ -188,7 +188,12 @@ fn parse_decision(value: &Value, entrypoint: &str) -> Result<PolicyDecision, Pol
                             "header name `{name}` is not a lower-case HTTP token"
                         )));
                     }
-                    if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+                    if FRAMING_HEADERS.contains(&name.as_ref()) {
+                        return Err(PolicyError::Malformed(format!(
+                            "header `{name}` frames or routes the message and cannot be set by a policy"
+                        )));
+                    }
+                    if !valid_header_value(value) {
                         return Err(PolicyError::Malformed(format!(
                             "header `{name}` has a control character in its value"
                         )));
@@ -212,6 +217,25 @@ fn parse_decision(value: &Value, entrypoint: &str) -> Result<PolicyDecision, Pol
         reasons,
         headers,
     })
+}
+
+/// Headers that decide how the request is framed, routed or upgraded (RFC 9110 §7.6.1, RFC 9112):
+/// set by a policy they could split the request or send it elsewhere than the route decided.
+const FRAMING_HEADERS: &[&str] = &[
+    "connection",
+    "content-length",
+    "host",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// A value that cannot end the header or the head (no CR, LF or NUL).
+pub fn valid_header_value(value: &str) -> bool {
+    !value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0)
 }
 
 /// A lower-case RFC 9110 token, not a pseudo-header.
@@ -296,6 +320,12 @@ mod tests {
             "decision := {\"allow\": true, \"reasons\": [1]}",
             "decision := {\"allow\": true, \"headers\": {\"X-Upper\": \"v\"}}",
             "decision := {\"allow\": true, \"headers\": {\"x-a\": \"v\\r\\nx-b: w\"}}",
+            "decision := {\"allow\": true, \"headers\": {\"content-length\": \"0\"}}",
+            "decision := {\"allow\": true, \"headers\": {\"transfer-encoding\": \"chunked\"}}",
+            "decision := {\"allow\": true, \"headers\": {\"connection\": \"close\"}}",
+            "decision := {\"allow\": true, \"headers\": {\"host\": \"admin.internal\"}}",
+            "decision := {\"allow\": true, \"headers\": {\"te\": \"trailers\"}}",
+            "decision := {\"allow\": true, \"headers\": {\"upgrade\": \"websocket\"}}",
         ] {
             let mut p = policy(&format!("package t\nimport rego.v1\n{body}")).unwrap();
             assert!(

@@ -44,6 +44,10 @@ pub enum PathError {
     EncodedSeparator,
     #[error("request path has an empty, `.` or `..` segment (normalize paths at the gateway)")]
     DotOrEmptySegment,
+    /// Servers that take `;` as a path-parameter delimiter (Tomcat, Jetty, Spring) resolve
+    /// `/a/..;/b` to `/b`: the upstream would serve another path than the policy judged.
+    #[error("request path has a `;` in a segment (path parameters are not accepted)")]
+    PathParameter,
 }
 
 fn hex(b: u8) -> Option<u8> {
@@ -100,6 +104,9 @@ pub fn parse_path(raw: &str) -> Result<ParsedPath, PathError> {
             let decoded = percent_decode(part, false).ok_or(PathError::BadEncoding)?;
             if decoded.iter().any(|b| matches!(b, b'/' | b'\\' | 0)) {
                 return Err(PathError::EncodedSeparator);
+            }
+            if decoded.contains(&b';') {
+                return Err(PathError::PathParameter);
             }
             let decoded = String::from_utf8(decoded).map_err(|_| PathError::BadEncoding)?;
             // A trailing slash leaves one empty final segment, which is kept.
@@ -189,5 +196,20 @@ mod tests {
         assert_eq!(parse_path("/a%zz"), Err(PathError::BadEncoding));
         assert_eq!(parse_path("/a%ff"), Err(PathError::BadEncoding));
         assert_eq!(parse_path("/a#x"), Err(PathError::Fragment));
+    }
+
+    #[test]
+    fn refuses_path_parameters() {
+        for path in [
+            "/api/deployments/..;/..;/mcp",
+            "/a;jsessionid=1/b",
+            "/a/b;",
+            "/a/%3b/b",
+            "/a/..%3B/b",
+        ] {
+            assert_eq!(parse_path(path), Err(PathError::PathParameter), "{path}");
+        }
+        // In the query, `;` is data.
+        assert!(parse_path("/a?x=1;2").is_ok());
     }
 }

@@ -146,6 +146,8 @@ impl Fixture {
             "authorization".into(),
             format!("Bearer {identity}").into_bytes(),
         ));
+        view.headers
+            .push(("content-type".into(), b"application/json".to_vec()));
         if let Some(task) = task {
             view.headers
                 .push(("txn-token".into(), task.as_bytes().to_vec()));

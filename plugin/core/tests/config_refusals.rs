@@ -210,6 +210,14 @@ fn cases(jwk: &Value) -> Vec<(&'static str, Mutation)> {
             Box::new(|c| c["response"] = json!({"decision_id_header": "bad header"})),
         ),
         (
+            "upstream.reserved_header_prefix",
+            Box::new(|c| c["upstream"] = json!({"reserved_header_prefix": "x bridle"})),
+        ),
+        (
+            "upstream.reserved_header_prefix",
+            Box::new(|c| c["upstream"] = json!({"reserved_header_prefix": ""})),
+        ),
+        (
             "policy.modules",
             Box::new(|c| c["policy"]["modules"] = json!([])),
         ),

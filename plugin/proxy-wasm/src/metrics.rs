@@ -18,6 +18,7 @@ pub struct Metrics {
     audit_dropped: Option<u32>,
     unavailable: Option<u32>,
     payload_too_large: Option<u32>,
+    unsupported_media_type: Option<u32>,
     bundle_activated: Option<u32>,
     bundle_failed: Option<u32>,
     bundle_age: Option<u32>,
@@ -61,6 +62,7 @@ impl Metrics {
             audit_dropped: gauge("bridle.audit.dropped"),
             unavailable: counter("bridle.decisions.unavailable"),
             payload_too_large: counter("bridle.decisions.payload_too_large"),
+            unsupported_media_type: counter("bridle.decisions.unsupported_media_type"),
             bundle_activated: counter("bridle.bundle.activations"),
             bundle_failed: counter("bridle.bundle.failures"),
             bundle_age: gauge("bridle.bundle.age_seconds"),
@@ -108,6 +110,7 @@ impl Metrics {
             Outcome::Unauthenticated => self.unauthenticated,
             Outcome::BadRequest => self.bad_request,
             Outcome::PayloadTooLarge => self.payload_too_large,
+            Outcome::UnsupportedMediaType => self.unsupported_media_type,
             Outcome::Error => self.error,
             Outcome::Unavailable => self.unavailable,
         };

@@ -37,6 +37,8 @@ pub enum BundleError {
     Policy(String),
     #[error("bundle fetch failed: {0}")]
     Fetch(String),
+    #[error("bundle signed at {offered} is older than the active one (signed at {active}); the newer is kept")]
+    Older { offered: u64, active: u64 },
 }
 
 /// What verifies a bundle, compiled from the `bundle` block.
@@ -109,7 +111,10 @@ impl BundleSettings {
             .position(|f| f.name == ".signatures.json")
             .ok_or_else(|| BundleError::Signature("`.signatures.json` is missing".to_owned()))?;
         let signatures = files.swap_remove(position);
-        let mut signed = signature::verify(
+        let signature::Signed {
+            files: mut signed,
+            issued_at,
+        } = signature::verify(
             &signatures.bytes,
             &self.keys,
             self.source.scope.as_deref(),
@@ -126,7 +131,7 @@ impl BundleSettings {
         if let Some(missing) = signed.into_keys().next() {
             return Err(BundleError::Missing(missing));
         }
-        read_contents(files, bytes)
+        read_contents(files, bytes, issued_at)
     }
 }
 
@@ -135,6 +140,8 @@ impl BundleSettings {
 pub struct VerifiedBundle {
     /// The manifest's `revision`, or the archive's SHA-256 when it has none.
     pub revision: String,
+    /// The signature's `iat`.
+    pub issued_at: u64,
     pub modules: Vec<RawModule>,
     pub data: Map<String, Value>,
 }
@@ -142,6 +149,7 @@ pub struct VerifiedBundle {
 fn read_contents(
     files: Vec<archive::File>,
     archive_bytes: &[u8],
+    issued_at: u64,
 ) -> Result<VerifiedBundle, BundleError> {
     let mut revision = None;
     let mut modules = Vec::new();
@@ -189,11 +197,14 @@ fn read_contents(
     }
     let revision = revision.filter(|r| !r.is_empty()).unwrap_or_else(|| {
         let digest = hmac_sha256::Hash::hash(archive_bytes);
-        let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
-        format!("sha256:{hex}")
+        format!(
+            "sha256:{}",
+            crate::hex::lower(digest.get(..8).unwrap_or_default())
+        )
     });
     Ok(VerifiedBundle {
         revision,
+        issued_at,
         modules,
         data,
     })

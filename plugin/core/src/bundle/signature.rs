@@ -28,6 +28,9 @@ struct Payload {
     keyid: Option<String>,
     #[serde(default)]
     scope: Option<String>,
+    /// When the bundle was signed: the order in which bundles may replace each other.
+    #[serde(default)]
+    iat: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -41,13 +44,21 @@ fn signature(message: impl Into<String>) -> BundleError {
     BundleError::Signature(message.into())
 }
 
-/// Verifies the signatures document and returns the signed files: normalized name → hash.
+/// What a verified signature covers.
+pub struct Signed {
+    /// Normalized name → SHA-256.
+    pub files: BTreeMap<String, String>,
+    /// The signature's `iat` (unix seconds).
+    pub issued_at: u64,
+}
+
+/// Verifies the signatures document and returns the signed files and when they were signed.
 pub fn verify(
     document: &[u8],
     keys: &[KeyEntry],
     scope: Option<&str>,
     now: u64,
-) -> Result<BTreeMap<String, String>, BundleError> {
+) -> Result<Signed, BundleError> {
     crate::json_strict::parse(document)
         .map_err(|err| signature(format!("`.signatures.json` is not JSON: {err}")))?;
     let file: SignaturesFile = serde_json::from_slice(document)
@@ -104,7 +115,7 @@ pub fn verify(
         .for_algorithm(alg)
         .ok_or_else(|| signature(format!("key `{}` does not verify {}", key.kid, alg.name())))?;
     let options = VerificationOptions {
-        // `iat` is informational for bundle signatures; nothing here expires.
+        // `iat` orders bundles (an older one never replaces a newer one); nothing expires.
         accept_future: true,
         time_tolerance: Some(Duration::from_secs(0)),
         max_token_length: Some(MAX_SIGNATURE_BYTES),
@@ -120,6 +131,11 @@ pub fn verify(
             payload.scope, scope
         )));
     }
+    let issued_at = payload.iat.ok_or_else(|| {
+        signature(
+            "the signature has no numeric `iat`: bundles are ordered by when they were signed",
+        )
+    })?;
     let mut files = BTreeMap::new();
     for file in payload.files {
         if file.algorithm != "SHA-256" {
@@ -133,7 +149,7 @@ pub fn verify(
             return Err(signature(format!("file `{}` is listed twice", file.name)));
         }
     }
-    Ok(files)
+    Ok(Signed { files, issued_at })
 }
 
 /// The SHA-256 OPA records for a file: over the canonical form for JSON, over the bytes
@@ -149,5 +165,5 @@ pub fn file_hash(name: &str, bytes: &[u8]) -> Result<String, BundleError> {
     } else {
         hmac_sha256::Hash::hash(bytes)
     };
-    Ok(digest.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(crate::hex::lower(&digest))
 }

@@ -243,3 +243,27 @@ fn bad_bundle_settings_name_the_field() {
         assert_eq!(err.field(), field);
     }
 }
+
+#[test]
+fn a_signature_without_iat_is_refused() {
+    let signer = Signer::new("bundle-1");
+    let files = good_files();
+    let mut claims =
+        Claims::with_custom_claims(json!({"files": hashes(&files)}), Duration::from_hours(1));
+    claims.issued_at = None;
+    let token = signer.key.sign(claims).unwrap();
+    let signatures = serde_json::to_vec(&json!({"signatures": [token]})).unwrap();
+    let mut entries: Vec<(&str, &[u8], u8)> = files.iter().map(|(n, b)| (*n, *b, b'0')).collect();
+    entries.push((".signatures.json", &signatures, b'0'));
+    let err = settings(&signer, None)
+        .open(&gzip(&tar(&entries)), now())
+        .unwrap_err();
+    assert!(
+        matches!(&err, BundleError::Signature(m) if m.contains("`iat`")),
+        "{err}"
+    );
+    let opened = settings(&signer, None)
+        .open(&bundle(&signer, &files, &files), now())
+        .unwrap();
+    assert!(opened.issued_at.abs_diff(now()) <= 1);
+}

@@ -24,6 +24,8 @@ pub struct Issuer {
     pub audiences: HashSet<String>,
     pub algorithms: Vec<Algorithm>,
     pub keys: Vec<KeyEntry>,
+    /// A non-JWT-SVID issuer allowed to assert SPIFFE IDs in `sub`.
+    pub spiffe_subjects: bool,
 }
 
 /// Why a credential was refused. Each message names the check that failed.
@@ -144,11 +146,12 @@ const MAX_REASON_INPUT: usize = 96;
 
 pub fn token_digest(token: &str) -> String {
     let hash = hmac_sha256::Hash::hash(token.as_bytes());
-    hash.iter().take(8).map(|b| format!("{b:02x}")).collect()
+    crate::hex::lower(hash.get(..8).unwrap_or_default())
 }
 
 /// Caller-supplied text quoted in a reason is cut short and stripped of control characters.
-fn quote(value: &str) -> String {
+/// For display only: comparisons and keys use the raw value.
+pub fn quote(value: &str) -> String {
     value
         .chars()
         .filter(|c| !c.is_control())
@@ -347,9 +350,10 @@ impl TokenVerifier {
             (TokenProfile::JwtSvid, Some(sub)) => {
                 Some(SpiffeId::parse(sub).map_err(|err| TokenError::NotSpiffe(err.to_string()))?)
             }
-            // Other profiles expose a SPIFFE ID when their subject happens to be one.
-            (_, Some(sub)) => SpiffeId::parse(sub).ok(),
-            (_, None) => None,
+            // Another issuer's subject is a SPIFFE ID only where the operator says that issuer
+            // may assert them: otherwise any OIDC user named `spiffe://…` would act as an agent.
+            (_, Some(sub)) if issuer.spiffe_subjects => SpiffeId::parse(sub).ok(),
+            _ => None,
         };
         Ok(VerifiedToken {
             issuer: issuer.issuer.clone(),
@@ -358,7 +362,7 @@ impl TokenVerifier {
             spiffe,
             expires_at,
             not_before: claims.get("nbf").and_then(Value::as_u64),
-            jti: claims.get("jti").and_then(Value::as_str).map(quote),
+            jti: claims.get("jti").and_then(Value::as_str).map(str::to_owned),
             digest: token_digest(token),
             claims,
         })

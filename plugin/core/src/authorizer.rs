@@ -204,13 +204,13 @@ impl Authorizer {
                 "must not contain quotes, backslashes or control characters",
             ));
         }
-        let reserved_prefix = raw.upstream.reserved_header_prefix.to_ascii_lowercase();
+        let reserved_prefix = raw.reserved_header_prefix.to_ascii_lowercase();
         if !valid_header_name(&reserved_prefix) {
             return Err(ConfigError::invalid(
-                "upstream.reserved_header_prefix",
+                "reserved_header_prefix",
                 format!(
                     "`{}` is not the start of an HTTP header name",
-                    raw.upstream.reserved_header_prefix
+                    raw.reserved_header_prefix
                 ),
             ));
         }
@@ -388,16 +388,10 @@ impl Authorizer {
             host_proof_property: host_verification.as_ref().map(|h| h.proof_property.clone()),
             host_payload_header,
         };
-        let hidden_headers = [Some(&settings.credential_header)]
-            .into_iter()
-            .chain([
-                settings.host_payload_header.as_ref(),
-                task.as_ref().map(|t| &t.header),
-                approval.as_ref().map(|a| &a.header),
-            ])
-            .flatten()
-            .cloned()
-            .collect();
+        let mut hidden_headers = vec![settings.credential_header.clone()];
+        hidden_headers.extend(settings.host_payload_header.clone());
+        hidden_headers.extend(task.as_ref().map(|t| t.header.clone()));
+        hidden_headers.extend(approval.as_ref().map(|a| a.header.clone()));
         Ok(Self {
             hidden_headers,
             identity_headers: (
@@ -783,11 +777,13 @@ impl Authorizer {
         id_header: &(String, String),
     ) -> (Vec<(String, String)>, Vec<String>) {
         let mut remove = self.credential_headers();
-        for (name, _) in &request.headers {
-            if name.starts_with(&self.reserved_prefix) && !remove.contains(name) {
-                remove.push(name.clone());
-            }
-        }
+        remove.extend(
+            request
+                .headers
+                .iter()
+                .filter(|(name, _)| name.starts_with(&self.reserved_prefix))
+                .map(|(name, _)| name.clone()),
+        );
         let mut set = Vec::with_capacity(policy_headers.len() + 3);
         if let Some(agent) = agent {
             let caller = agent.spiffe_id.as_ref().or(agent.subject.as_ref());

@@ -23,8 +23,6 @@ pub struct RawConfig {
     #[serde(default)]
     pub connection: RawConnection,
     #[serde(default)]
-    pub upstream: RawUpstream,
-    #[serde(default)]
     pub task: Option<RawTask>,
     #[serde(default)]
     pub delegation: RawDelegation,
@@ -45,6 +43,14 @@ pub struct RawConfig {
     /// Evaluate and audit every request, but never refuse one (rolling out a policy).
     #[serde(default)]
     pub dry_run: bool,
+    /// Request headers starting with this prefix are Bridle's: a caller's copies are removed
+    /// from every forwarded request, and Bridle sets `<prefix>agent` and `<prefix>agent-owner`.
+    #[serde(default = "default_reserved_header_prefix")]
+    pub reserved_header_prefix: String,
+}
+
+fn default_reserved_header_prefix() -> String {
+    "x-bridle-".to_owned()
 }
 
 /// Where audit events go and what they may contain.
@@ -542,24 +548,6 @@ impl Default for RawResponse {
         Self {
             decision_id_header: "x-bridle-decision-id".to_owned(),
             realm: "bridle".to_owned(),
-        }
-    }
-}
-
-/// What the upstream may trust in a forwarded request.
-#[derive(Debug, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields, default)]
-pub struct RawUpstream {
-    /// Request headers starting with this prefix are Bridle's: a caller's copies are removed
-    /// from every forwarded request, and Bridle sets `<prefix>agent` and `<prefix>agent-owner`.
-    pub reserved_header_prefix: String,
-}
-
-impl Default for RawUpstream {
-    fn default() -> Self {
-        Self {
-            reserved_header_prefix: "x-bridle-".to_owned(),
         }
     }
 }

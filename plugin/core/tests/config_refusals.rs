@@ -210,12 +210,12 @@ fn cases(jwk: &Value) -> Vec<(&'static str, Mutation)> {
             Box::new(|c| c["response"] = json!({"decision_id_header": "bad header"})),
         ),
         (
-            "upstream.reserved_header_prefix",
-            Box::new(|c| c["upstream"] = json!({"reserved_header_prefix": "x bridle"})),
+            "reserved_header_prefix",
+            Box::new(|c| c["reserved_header_prefix"] = json!("x bridle")),
         ),
         (
-            "upstream.reserved_header_prefix",
-            Box::new(|c| c["upstream"] = json!({"reserved_header_prefix": ""})),
+            "reserved_header_prefix",
+            Box::new(|c| c["reserved_header_prefix"] = json!("")),
         ),
         (
             "policy.modules",

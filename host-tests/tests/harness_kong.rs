@@ -406,6 +406,7 @@ fn mcp_bodies_are_decided_in_the_body_step_on_kong() {
         .request(
             &HttpRequest::post("/mcp")
                 .header("authorization", bearer(&issuer, "research-bot"))
+                .header("content-type", "application/json")
                 .header("content-length", "0"),
         )
         .unwrap();

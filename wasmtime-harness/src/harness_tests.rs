@@ -492,3 +492,480 @@ mod kong_profile {
         }
     }
 }
+
+/// Trailers: Envoy ends the stream with the trailers callback (a buffered body still readable
+/// there, and sent on only when it continues); ngx_wasm_module never calls it and has no trailer
+/// maps.
+mod trailers {
+    use crate::{Action, Harness, HarnessError, HostProfile, HttpRequest, PluginOptions};
+    use crate::{HttpOutcome, UpstreamResponse as Upstream};
+
+    fn with_len(body: Vec<u8>) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut len = body.len();
+        loop {
+            let byte = u8::try_from(len & 0x7f).unwrap();
+            len >>= 7;
+            if len == 0 {
+                out.push(byte);
+                break;
+            }
+            out.push(byte | 0x80);
+        }
+        out.extend(body);
+        out
+    }
+
+    fn name(s: &str) -> Vec<u8> {
+        let mut out = vec![u8::try_from(s.len()).unwrap()];
+        out.extend_from_slice(s.as_bytes());
+        out
+    }
+
+    fn section(out: &mut Vec<u8>, id: u8, items: &[Vec<u8>]) {
+        let mut body = vec![u8::try_from(items.len()).unwrap()];
+        for item in items {
+            body.extend_from_slice(item);
+        }
+        out.push(id);
+        out.extend(with_len(body));
+    }
+
+    /// `i32.const v` (signed LEB128).
+    fn c(mut v: i32) -> Vec<u8> {
+        let mut out = vec![0x41];
+        loop {
+            let byte = u8::try_from(v & 0x7f).unwrap();
+            v >>= 7;
+            let done = (v == 0 && byte & 0x40 == 0) || (v == -1 && byte & 0x40 != 0);
+            out.push(if done { byte } else { byte | 0x80 });
+            if done {
+                return out;
+            }
+        }
+    }
+
+    fn code(parts: &[Vec<u8>]) -> Vec<u8> {
+        parts.concat()
+    }
+
+    // Imported functions, by index.
+    const GET_VALUE: u8 = 0;
+    const GET_PAIRS: u8 = 1;
+    const GET_BUFFER: u8 = 2;
+    const SET_BUFFER: u8 = 3;
+    const REPLACE_VALUE: u8 = 4;
+    // Guest memory: the key `x-checksum`, the value `changed`, the body `filtered`, and where
+    // host calls return (pointer, size).
+    const KEY: i32 = 16;
+    const CHANGED: i32 = 32;
+    const FILTERED: i32 = 48;
+    const RET_PTR: i32 = 256;
+    const RET_SIZE: i32 = 260;
+    const REQUEST_TRAILERS: i32 = 1;
+    const RESPONSE_TRAILERS: i32 = 3;
+    const REQUEST_BODY: i32 = 0;
+    const RESPONSE_BODY: i32 = 1;
+    const OK: i32 = 0;
+    const NOT_FOUND: i32 = 1;
+    const BAD_ARGUMENT: i32 = 2;
+
+    /// `proxy_get_header_map_value(map, "x-checksum")`: its status.
+    fn value(map: i32) -> Vec<u8> {
+        code(&[
+            c(map),
+            c(KEY),
+            c(10),
+            c(RET_PTR),
+            c(RET_SIZE),
+            vec![0x10, GET_VALUE],
+        ])
+    }
+
+    /// `proxy_get_header_map_pairs(map)`: its status.
+    fn pairs(map: i32) -> Vec<u8> {
+        code(&[c(map), c(RET_PTR), c(RET_SIZE), vec![0x10, GET_PAIRS]])
+    }
+
+    fn get_buffer(buffer: i32) -> Vec<u8> {
+        code(&[
+            c(buffer),
+            c(0),
+            c(1_000_000),
+            c(RET_PTR),
+            c(RET_SIZE),
+            vec![0x10, GET_BUFFER],
+        ])
+    }
+
+    /// `proxy_get_buffer_bytes(buffer, 0, all)`: the size it returned.
+    fn buffer_len(buffer: i32) -> Vec<u8> {
+        code(&[
+            get_buffer(buffer),
+            vec![0x1a],
+            c(RET_SIZE),
+            vec![0x28, 2, 0],
+        ])
+    }
+
+    /// `proxy_set_buffer_bytes(buffer, 0, all, "filtered")`: its status.
+    fn set_body(buffer: i32) -> Vec<u8> {
+        code(&[
+            c(buffer),
+            c(0),
+            c(1_000_000),
+            c(FILTERED),
+            c(8),
+            vec![0x10, SET_BUFFER],
+        ])
+    }
+
+    /// `proxy_replace_header_map_value(map, "x-checksum", "changed")`: its status.
+    fn replace(map: i32) -> Vec<u8> {
+        code(&[
+            c(map),
+            c(KEY),
+            c(10),
+            c(CHANGED),
+            c(7),
+            vec![0x10, REPLACE_VALUE],
+        ])
+    }
+
+    /// `0` (Continue) when every probe gave its expected value, non-zero (a stop) otherwise.
+    fn expect(checks: &[(Vec<u8>, i32)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (i, (probe, expected)) in checks.iter().enumerate() {
+            out.extend(probe);
+            out.extend(c(*expected));
+            out.push(0x47); // i32.ne
+            if i > 0 {
+                out.push(0x72); // i32.or
+            }
+        }
+        out
+    }
+
+    const UNREACHABLE: [u8; 1] = [0x00];
+
+    /// The callbacks' instructions (each leaves the returned action on the stack); `None`
+    /// trailers callbacks are not exported.
+    struct Filter {
+        request_headers: Vec<u8>,
+        request_body: Vec<u8>,
+        request_trailers: Option<Vec<u8>>,
+        response_headers: Vec<u8>,
+        response_body: Vec<u8>,
+        response_trailers: Option<Vec<u8>>,
+    }
+
+    impl Filter {
+        fn module(&self) -> Vec<u8> {
+            let mut wasm = b"\0asm\x01\0\0\0".to_vec();
+            let i = 0x7f;
+            section(
+                &mut wasm,
+                1,
+                &[
+                    vec![0x60, 0, 0],
+                    vec![0x60, 1, i, 1, i],
+                    vec![0x60, 2, i, i, 0],
+                    vec![0x60, 3, i, i, i, 1, i],
+                    vec![0x60, 2, i, i, 1, i],
+                    vec![0x60, 5, i, i, i, i, i, 1, i],
+                ],
+            );
+            let import = |function: &str, ty: u8| {
+                let mut out = name("env");
+                out.extend(name(function));
+                out.extend([0, ty]);
+                out
+            };
+            section(
+                &mut wasm,
+                2,
+                &[
+                    import("proxy_get_header_map_value", 5),
+                    import("proxy_get_header_map_pairs", 3),
+                    import("proxy_get_buffer_bytes", 5),
+                    import("proxy_set_buffer_bytes", 5),
+                    import("proxy_replace_header_map_value", 5),
+                ],
+            );
+            // 5 _initialize, 6 malloc, 7 context_create, 8-11 headers/body callbacks,
+            // 12-13 trailers callbacks.
+            let types = [0u8, 1, 2, 3, 3, 3, 3, 4, 4];
+            section(&mut wasm, 3, &types.map(|t| vec![t]));
+            section(&mut wasm, 5, &[vec![0, 1]]);
+            let export = |n: &str, kind: u8, index: u8| {
+                let mut e = name(n);
+                e.extend([kind, index]);
+                e
+            };
+            let mut exports = vec![
+                export("proxy_abi_version_0_2_1", 0, 5),
+                export("_initialize", 0, 5),
+                export("malloc", 0, 6),
+                export("proxy_on_context_create", 0, 7),
+                export("proxy_on_request_headers", 0, 8),
+                export("proxy_on_request_body", 0, 9),
+                export("proxy_on_response_headers", 0, 10),
+                export("proxy_on_response_body", 0, 11),
+                export("memory", 2, 0),
+            ];
+            if self.request_trailers.is_some() {
+                exports.push(export("proxy_on_request_trailers", 0, 12));
+            }
+            if self.response_trailers.is_some() {
+                exports.push(export("proxy_on_response_trailers", 0, 13));
+            }
+            section(&mut wasm, 7, &exports);
+            let body = |instructions: &[u8]| {
+                let mut out = vec![0];
+                out.extend(instructions);
+                out.push(0x0b);
+                with_len(out)
+            };
+            let unused = c(0);
+            section(
+                &mut wasm,
+                10,
+                &[
+                    body(&[]),
+                    body(&c(4096)),
+                    body(&[]),
+                    body(&self.request_headers),
+                    body(&self.request_body),
+                    body(&self.response_headers),
+                    body(&self.response_body),
+                    body(self.request_trailers.as_deref().unwrap_or(&unused)),
+                    body(self.response_trailers.as_deref().unwrap_or(&unused)),
+                ],
+            );
+            let segment = |at: i32, bytes: &[u8]| {
+                let mut out = vec![0];
+                out.extend(c(at));
+                out.push(0x0b);
+                out.extend(with_len(bytes.to_vec()));
+                out
+            };
+            section(
+                &mut wasm,
+                11,
+                &[
+                    segment(KEY, b"x-checksum"),
+                    segment(CHANGED, b"changed"),
+                    segment(FILTERED, b"filtered"),
+                ],
+            );
+            wasm
+        }
+
+        fn harness(&self) -> Harness {
+            Harness::from_bytes(&self.module()).unwrap()
+        }
+    }
+
+    fn with_trailer() -> HttpRequest {
+        HttpRequest::post("/")
+            .body_chunks([&b"hello "[..], b"world"])
+            .trailer("x-checksum", "abc")
+    }
+
+    #[test]
+    fn envoy_ends_a_buffered_request_in_its_trailers_callback() {
+        // Holds the headers and buffers the body; the trailers callback returns the size of
+        // the request body it can read.
+        let filter = Filter {
+            request_headers: c(1),
+            request_body: c(1),
+            request_trailers: Some(buffer_len(REQUEST_BODY)),
+            response_headers: c(0),
+            response_body: c(0),
+            response_trailers: None,
+        };
+        let harness = filter.harness();
+        let mut plugin = harness.start(PluginOptions::new()).unwrap();
+        let mut stream = plugin.stream().unwrap();
+        let request = HttpRequest::post("/");
+        assert_eq!(
+            stream.send_request_headers(&request, false).unwrap(),
+            Action::Pause
+        );
+        assert_eq!(
+            stream.send_request_body(b"hello ", false).unwrap(),
+            Action::Pause
+        );
+        assert_eq!(
+            stream.send_request_body(b"world", false).unwrap(),
+            Action::Pause
+        );
+        // The whole buffered body (11 bytes) is readable in the trailers callback; its
+        // non-zero return holds the request, body and trailers.
+        assert_eq!(
+            stream
+                .send_request_trailers([("x-checksum", "abc")])
+                .unwrap(),
+            Action::Other(11)
+        );
+        assert!(stream.is_request_paused() && !stream.is_forwarded());
+        assert!(!stream.request_trailers_forwarded());
+        assert_eq!(
+            stream.request_trailers().header("x-checksum").as_deref(),
+            Some("abc")
+        );
+        assert_eq!(stream.request_body(), b"hello world");
+        // The trailers ended the request.
+        assert!(matches!(
+            stream.send_request_body(b"more", true),
+            Err(HarnessError::Usage(_))
+        ));
+        assert!(matches!(
+            stream.send_request_trailers([("a", "b")]),
+            Err(HarnessError::Usage(_))
+        ));
+        stream.finish().unwrap();
+
+        let err = plugin.request(&with_trailer()).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                HarnessError::Stalled {
+                    phase: "request",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn without_a_trailers_callback_envoy_forwards_the_buffered_request() {
+        // A filter that waits for end of stream in its body callback and has no trailers
+        // callback: the trailers end the stream and Envoy sends everything on, undecided.
+        let filter = Filter {
+            request_headers: c(1),
+            request_body: c(1),
+            request_trailers: None,
+            response_headers: c(0),
+            response_body: c(0),
+            response_trailers: None,
+        };
+        let harness = filter.harness();
+        let mut plugin = harness.start(PluginOptions::new()).unwrap();
+        let outcome = plugin.request(&with_trailer()).unwrap();
+        assert_eq!(outcome.upstream_body(), Some(&b"hello world"[..]));
+        assert_eq!(
+            outcome.upstream_trailer("x-checksum").as_deref(),
+            Some("abc")
+        );
+        // Without trailers the same filter holds the request for good.
+        let plain = HttpRequest::post("/").body_chunks([&b"hello "[..], b"world"]);
+        let err = plugin.request(&plain).unwrap_err();
+        assert!(matches!(err, HarnessError::Stalled { .. }), "{err}");
+    }
+
+    #[test]
+    fn envoy_trailer_maps_and_buffered_bodies() {
+        let filter = Filter {
+            request_headers: c(1),
+            request_body: c(1),
+            // Continue only if: the request trailer is readable, the response trailer map
+            // does not exist yet, the whole body is buffered, and the trailer can be replaced.
+            request_trailers: Some(expect(&[
+                (value(REQUEST_TRAILERS), OK),
+                (value(RESPONSE_TRAILERS), BAD_ARGUMENT),
+                (pairs(RESPONSE_TRAILERS), OK),
+                (buffer_len(REQUEST_BODY), 11),
+                (replace(REQUEST_TRAILERS), OK),
+            ])),
+            response_headers: c(0),
+            response_body: c(1),
+            // Continue only if: the response trailer is readable, the request trailers are
+            // gone upstream, and the buffered response body can be replaced.
+            response_trailers: Some(expect(&[
+                (value(RESPONSE_TRAILERS), OK),
+                (value(REQUEST_TRAILERS), BAD_ARGUMENT),
+                (get_buffer(RESPONSE_BODY), OK),
+                (set_body(RESPONSE_BODY), OK),
+            ])),
+        };
+        let harness = filter.harness();
+        let mut plugin = harness.start(PluginOptions::new()).unwrap();
+        let request = with_trailer().upstream_response(
+            Upstream::new(200)
+                .body_chunks([&b"the unfiltered "[..], b"body"])
+                .trailer("x-checksum", "up"),
+        );
+        let outcome = plugin.request(&request).unwrap();
+        assert!(outcome.is_forwarded(), "{outcome:?}");
+        assert_eq!(outcome.upstream_body(), Some(&b"hello world"[..]));
+        assert_eq!(
+            outcome.upstream_trailer("x-checksum").as_deref(),
+            Some("changed")
+        );
+        assert_eq!(outcome.body_text(), "filtered");
+        assert_eq!(outcome.trailer("x-checksum").as_deref(), Some("up"));
+
+        // A local response has no trailers.
+        let local = HttpOutcome::fail_closed();
+        assert!(local.trailers().is_empty() && local.upstream_trailers().is_none());
+    }
+
+    #[test]
+    fn kong_never_calls_the_trailers_callbacks() {
+        let filter = Filter {
+            request_headers: c(0),
+            // ngx_wasm_module has no trailer maps: pairs BadArgument, value NotFound, writes
+            // BadArgument. Continue only if so.
+            request_body: expect(&[
+                (pairs(REQUEST_TRAILERS), BAD_ARGUMENT),
+                (value(REQUEST_TRAILERS), NOT_FOUND),
+                (replace(REQUEST_TRAILERS), BAD_ARGUMENT),
+                (pairs(RESPONSE_TRAILERS), BAD_ARGUMENT),
+                (buffer_len(REQUEST_BODY), 11),
+            ]),
+            request_trailers: Some(UNREACHABLE.to_vec()),
+            response_headers: c(0),
+            response_body: c(0),
+            response_trailers: Some(UNREACHABLE.to_vec()),
+        };
+        let harness = filter.harness();
+        let request = HttpRequest::post("/")
+            .body(&b"hello world"[..])
+            .trailer("x-checksum", "abc")
+            .upstream_response(
+                Upstream::new(200)
+                    .body_chunks([&b"up"[..], b"stream"])
+                    .trailer("x-checksum", "up"),
+            );
+        let mut kong = harness
+            .start(PluginOptions::new().profile(HostProfile::Kong))
+            .unwrap();
+        let outcome = kong.request(&request).unwrap();
+        assert_eq!(outcome.upstream_body(), Some(&b"hello world"[..]));
+        // nginx passes no trailers on, in either direction.
+        assert!(
+            outcome.upstream_trailers().unwrap().is_empty(),
+            "{outcome:?}"
+        );
+        assert!(outcome.trailers().is_empty(), "{outcome:?}");
+        assert_eq!(outcome.body_text(), "upstream");
+        assert!(kong.log_contains("NYI - get_map bad map_type: 1"));
+        assert!(kong.log_contains("NYI - set_map bad map_type: 1"));
+
+        // Envoy calls them (and the body probe stops, Envoy having the maps).
+        let mut envoy = harness.start(PluginOptions::new()).unwrap();
+        let err = envoy.request(&request).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                HarnessError::Trap {
+                    callback: "proxy_on_request_trailers",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+}

@@ -262,10 +262,35 @@ fn proxy_set_buffer_bytes(
     Ok(code(state.set_buffer(buffer, start, len, data)))
 }
 
+/// Kong: ngx_wasm_module has no request or response trailer map
+/// (`ngx_proxy_wasm_maps_get_map`, `ngx_proxy_wasm_hfuncs_set_header_check`: "NYI - get_map /
+/// set_map bad map_type", see the `kong` module); `true` (and the host's log line) when `map`
+/// is one of them under the Kong profile.
+fn kong_no_trailer_map(state: &mut HostState, map: MapType, op: &str) -> bool {
+    let trailers = matches!(map, MapType::RequestTrailers | MapType::ResponseTrailers);
+    if state.profile != HostProfile::Kong || !trailers {
+        return false;
+    }
+    let raw = if map == MapType::RequestTrailers {
+        1
+    } else {
+        3
+    };
+    state.log(
+        LogLevel::Critical,
+        format!("ngx_wasm_module: NYI - {op} bad map_type: {raw}"),
+    );
+    true
+}
+
 fn proxy_get_header_map_pairs(mut caller: C<'_>, map: i32, ret_ptr: i32, ret_size: i32) -> R {
     let Some(map) = MapType::from_raw(map) else {
         return Ok(code(Status::BadArgument));
     };
+    // ngx_wasm_module answers a map it does not have with BadArgument, not an empty map.
+    if kong_no_trailer_map(caller.data_mut(), map, "get_map") {
+        return Ok(code(Status::BadArgument));
+    }
     respond(&mut caller, ret_ptr, ret_size, |state, out| {
         // Envoy returns an empty map (null pointer) when the map is not available.
         if let Some(headers) = state.map(map).filter(|h| !h.is_empty()) {
@@ -283,6 +308,9 @@ fn proxy_set_header_map_pairs(mut caller: C<'_>, map: i32, ptr: i32, size: i32) 
     let Some(pairs) = parse_pairs(guest!(mem, ptr, size)) else {
         return Ok(code(Status::BadArgument));
     };
+    if kong_no_trailer_map(state, map, "set_map") {
+        return Ok(code(Status::BadArgument));
+    }
     Ok(code(match state.map_mut(map) {
         Some(headers) => {
             headers.set_all(pairs);
@@ -305,10 +333,16 @@ fn proxy_get_header_map_value(
     };
     let (mem, state) = mem_state!(&mut caller);
     let key = guest!(mem, key_ptr, key_size);
+    // ngx_wasm_module looks the key up in no map at all: NotFound.
+    if kong_no_trailer_map(state, map, "get_map") {
+        return Ok(code(Status::NotFound));
+    }
     let mut scratch = std::mem::take(&mut state.scratch);
     scratch.clear();
     let status = match state.map(map) {
-        // Envoy: the map is not available in this phase.
+        // Envoy: maps may be missing in the access log phase (NotFound); otherwise the map is
+        // not available in this phase (BadArgument).
+        None if state.in_access_log() => Status::NotFound,
         None => Status::BadArgument,
         Some(headers) => match headers.first(key) {
             Some(value) => {
@@ -358,6 +392,9 @@ fn edit_map(
     };
     let key = guest!(mem, key.0, key.1);
     let value = guest!(mem, value.0, value.1);
+    if kong_no_trailer_map(state, map, "set_map") {
+        return Ok(code(Status::BadArgument));
+    }
     Ok(code(match state.map_mut(map) {
         Some(headers) => {
             edit(headers, key, value);

@@ -35,6 +35,24 @@
 //!   goes to the client. `proxy_continue_stream(HttpResponse)` is accepted and does nothing.
 //! - A local response from `on_response_headers` replaces the status and body (a line feed is
 //!   appended to the body); from `on_response_body` it traps ("response already sent").
+//! - Trailers (checked against the vendored ngx_wasm_module 0.6.0 sources): neither trailers
+//!   callback is ever called. `proxy_on_request_trailers` is looked up
+//!   (`src/common/proxy_wasm/ngx_proxy_wasm.c:1699-1727`) but the step dispatch
+//!   (`ngx_proxy_wasm.c:822-859`) and `ngx_http_proxy_wasm_resume`
+//!   (`src/http/proxy_wasm/ngx_http_proxy_wasm.c:451-492`) have no case for
+//!   `NGX_PROXY_WASM_STEP_REQ_TRAILERS`, and no phase resumes it (`src/wasm/ngx_wasm_ops.c`);
+//!   the response trailers step only exists under `#ifdef NGX_WASM_RESPONSE_TRAILERS`
+//!   (`ngx_proxy_wasm.c:827-829`, `ngx_http_proxy_wasm.c:267-303, 469-473`,
+//!   `ngx_wasm_ops.c:543-548`), which `config` never defines. `docs/PROXY_WASM.md:659,663`
+//!   lists both callbacks as NYI. The request body step still gets the whole body with
+//!   `end_of_stream = true` (`ngx_http_proxy_wasm.c:72`), and the response's end reaches the
+//!   body step as its last buffer. There is no trailer map: `ngx_proxy_wasm_maps_get_map`
+//!   (`src/common/proxy_wasm/ngx_proxy_wasm_maps.c:95-145`) logs "NYI - get_map bad map_type"
+//!   and returns none for map types 1 and 3, so `proxy_get_header_map_pairs` answers
+//!   `BadArgument` (`src/common/proxy_wasm/ngx_proxy_wasm_host.c:578-581`; the Rust SDK panics
+//!   on it), `proxy_get_header_map_value` `NotFound` (`:617-626`), and every write
+//!   `BadArgument` (`ngx_proxy_wasm_hfuncs_set_header_check`, `:706-711`). Trailers are not
+//!   passed on in either direction (nginx's proxy module; not in ngx_wasm_module's sources).
 //! - Shared data and shared queues work (`on_queue_ready` is never called). A trap fails the
 //!   request with `500` (Envoy, fail-closed: `503`); ngx_wasm_module then replaces the
 //!   instance, which the harness does not model (it keeps the VM failed, as Envoy does).

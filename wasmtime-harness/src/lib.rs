@@ -33,8 +33,12 @@
 //! until the headers step continued, response phases that cannot be held, response body
 //! buffering and `proxy_http_call` to hosts (see the `kong` module).
 //!
+//! Trailers follow Envoy: they end the stream, so the last body chunk has no end of stream and
+//! `proxy_on_request_trailers` / `proxy_on_response_trailers` get the stream's last word (with
+//! a buffered body still readable); the Kong profile never calls them (see the `kong` module).
+//!
 //! Not modelled: gRPC calls and streams (a module importing them is refused at load),
-//! trailers and metadata, TCP streams, foreign functions (all `NotFound`), headers Envoy
+//! metadata, TCP streams, foreign functions (all `NotFound`), headers Envoy
 //! adds on its own (`x-request-id`, `x-forwarded-proto`, ...).
 //!
 //! Execution is bounded with wasmtime epoch interruption: each guest call gets a wall-clock

@@ -9,6 +9,13 @@
 //!   request.
 //! - A buffered body that outgrows Envoy's buffer limit gets Envoy's own `413` (request) or
 //!   `500` (response) local reply, without calling the filter for that chunk.
+//! - Trailers end a stream without a body callback that says so: the last body chunk comes with
+//!   `end_of_stream = false`, then `proxy_on_request_trailers(ctx, n)` /
+//!   `proxy_on_response_trailers(ctx, n)`. A body the filter was buffering stays buffered and
+//!   readable (and, on the response, replaceable) in that callback; Continue (`0`) sends the
+//!   buffered body and the trailers on, a stop holds them until `proxy_continue_stream` or a
+//!   local reply. A filter without the callback lets the stream go on (Continue), buffered body
+//!   and all. The trailer map is readable and writable until the stream continues past it.
 //! - `proxy_continue_stream` resumes a held request or response after the current callback.
 //! - `proxy_send_local_response` ends the request after the current callback: nothing more
 //!   goes upstream, and the reply passes through this filter's own `on_response_headers`
@@ -46,6 +53,10 @@ fn forward_request(s: &mut StreamState) {
     s.forwarded_body.append(&mut s.request_body);
     s.request_body_live = false;
     s.request_buffering = false;
+    if s.request_trailers_sent {
+        s.request_trailers_live = false;
+        s.request_trailers_forwarded = true;
+    }
 }
 
 fn forward_response(s: &mut StreamState) {
@@ -54,6 +65,10 @@ fn forward_response(s: &mut StreamState) {
     s.response_forwarded_body.append(&mut s.response_body);
     s.response_body_live = false;
     s.response_buffering = false;
+    if s.response_trailers_sent {
+        s.response_trailers_live = false;
+        s.response_trailers_forwarded = true;
+    }
 }
 
 /// What the host does with a body callback's stop value.
@@ -172,6 +187,29 @@ impl Plugin {
         Ok(result.map_or(Action::Continue, Action::from_raw))
     }
 
+    /// `proxy_on_request_trailers(ctx, n)` / `proxy_on_response_trailers(ctx, n)`.
+    fn call_trailers(
+        &mut self,
+        phase: Phase,
+        ctx: u32,
+        count: usize,
+    ) -> Result<Action, HarnessError> {
+        let (name, func) = match phase {
+            Phase::Request => (
+                "proxy_on_request_trailers",
+                &self.exports.on_request_trailers,
+            ),
+            Phase::Response => (
+                "proxy_on_response_trailers",
+                &self.exports.on_response_trailers,
+            ),
+        };
+        let func = func.clone();
+        let result = self.call(name, ctx, func, (raw(ctx), raw_len(count)))?;
+        // Without the callback the trailers (and whatever the host buffered) go on.
+        Ok(result.map_or(Action::Continue, Action::from_raw))
+    }
+
     /// Creates an HTTP context (`proxy_on_context_create(ctx, root)`).
     pub(crate) fn open_stream(
         &mut self,
@@ -265,6 +303,57 @@ impl Plugin {
         let action = self.call_action(Callback::RequestBody, ctx, size, end_of_stream)?;
         self.settle(ctx, Phase::Request, action, true)?;
         Ok(action)
+    }
+
+    /// Request trailers: they end the request. Envoy calls `proxy_on_request_trailers`; see
+    /// [`Plugin::kong_request_trailers`] for ngx_wasm_module.
+    pub(crate) fn send_request_trailers(
+        &mut self,
+        ctx: u32,
+        trailers: Headers,
+    ) -> Result<Action, HarnessError> {
+        let limit = self.store.data().buffer_limit;
+        let s = self.stream_state_mut(ctx)?;
+        if !s.request_headers_sent {
+            return Err(HarnessError::Usage(
+                "send the request headers first".to_owned(),
+            ));
+        }
+        if s.request_ended {
+            return Err(HarnessError::Usage("the request already ended".to_owned()));
+        }
+        if s.ended() {
+            return Err(HarnessError::Usage(
+                "the stream already ended (local response or reset); Envoy would not call the filter".to_owned(),
+            ));
+        }
+        s.request_ended = true;
+        if self.kong() {
+            return self.kong_request_trailers(ctx, limit);
+        }
+        let s = self.stream_state_mut(ctx)?;
+        s.request_trailers = trailers;
+        s.request_trailers_sent = true;
+        s.request_trailers_live = true;
+        let count = s.request_trailers.len();
+        let action = self.call_trailers(Phase::Request, ctx, count)?;
+        self.settle(ctx, Phase::Request, action, false)?;
+        Ok(action)
+    }
+
+    /// Kong: ngx_wasm_module has no request trailers step: its step dispatch and
+    /// `ngx_http_proxy_wasm_resume` (src/http/proxy_wasm/ngx_http_proxy_wasm.c:451-492) have no
+    /// case for `NGX_PROXY_WASM_STEP_REQ_TRAILERS` and nothing resumes that step, so
+    /// `proxy_on_request_trailers` is never called (docs/PROXY_WASM.md: "NYI"). nginx reads the
+    /// whole body before the body step, which gets it with `end_of_stream = true` (eof is
+    /// hard-coded to 1, ngx_http_proxy_wasm.c:72): the trailers are just the end of the body.
+    /// They are not forwarded upstream (nginx's proxy module sends no request trailers).
+    fn kong_request_trailers(
+        &mut self,
+        ctx: u32,
+        limit: Option<usize>,
+    ) -> Result<Action, HarnessError> {
+        self.kong_request_body(ctx, &[], true, limit)
     }
 
     pub(crate) fn send_response_headers(
@@ -414,6 +503,47 @@ impl Plugin {
         let size = s.response_body.len();
         let action = self.call_action(Callback::ResponseBody, ctx, size, end_of_stream)?;
         self.settle(ctx, Phase::Response, action, true)?;
+        Ok(action)
+    }
+
+    /// Response trailers from the upstream: they end the response. Envoy calls
+    /// `proxy_on_response_trailers`; ngx_wasm_module does not (see below).
+    pub(crate) fn send_response_trailers(
+        &mut self,
+        ctx: u32,
+        trailers: Headers,
+    ) -> Result<Action, HarnessError> {
+        let s = self.stream_state_mut(ctx)?;
+        if s.ended() {
+            return Err(HarnessError::Usage(
+                "the stream already ended (local response or reset)".to_owned(),
+            ));
+        }
+        if !s.response_headers_sent {
+            return Err(HarnessError::Usage(
+                "send the response headers first".to_owned(),
+            ));
+        }
+        if s.response_ended {
+            return Err(HarnessError::Usage("the response already ended".to_owned()));
+        }
+        s.response_ended = true;
+        if self.kong() {
+            // ngx_wasm_module: `proxy_on_response_trailers` is only called from code under
+            // `#ifdef NGX_WASM_RESPONSE_TRAILERS` (ngx_http_proxy_wasm.c:267-303, 469-473;
+            // src/wasm/ngx_wasm_ops.c:543-548), a macro no build defines (`config` never sets
+            // it): the callback is never called. The end of the upstream response reaches the
+            // body step as the last buffer (`end_of_stream = true`, possibly with no bytes),
+            // and nginx's proxy module does not pass upstream trailers to the client.
+            return self.kong_response_body(ctx, &[], true);
+        }
+        let s = self.stream_state_mut(ctx)?;
+        s.response_trailers = trailers;
+        s.response_trailers_sent = true;
+        s.response_trailers_live = true;
+        let count = s.response_trailers.len();
+        let action = self.call_trailers(Phase::Response, ctx, count)?;
+        self.settle(ctx, Phase::Response, action, false)?;
         Ok(action)
     }
 
@@ -597,6 +727,10 @@ impl Plugin {
         s.response_body_live = false;
         s.response_buffering = false;
         s.response_paused = false;
+        s.response_trailers = Headers::new();
+        s.response_trailers_sent = false;
+        s.response_trailers_live = false;
+        s.response_trailers_forwarded = false;
         let count = s.response_headers.len();
         let has_body = !reply.body.is_empty();
         let eos = !has_body && !self.kong();
@@ -676,30 +810,44 @@ impl Plugin {
 
     fn drive(&mut self, ctx: u32, req: &HttpRequest) -> Result<(), HarnessError> {
         let has_body = !req.body_chunks.is_empty();
-        self.send_request_headers(ctx, req.header_map(), !has_body)?;
+        let has_trailers = !req.trailers.is_empty();
+        self.send_request_headers(ctx, req.header_map(), !has_body && !has_trailers)?;
         let last = req.body_chunks.len();
         for (i, chunk) in req.body_chunks.iter().enumerate() {
             if self.stream_state(ctx)?.ended() {
                 break;
             }
-            self.send_request_body(ctx, chunk, i + 1 == last)?;
+            self.send_request_body(ctx, chunk, i + 1 == last && !has_trailers)?;
+        }
+        if has_trailers && !self.stream_state(ctx)?.ended() {
+            self.send_request_trailers(ctx, req.trailer_map())?;
         }
         self.await_release(ctx, Phase::Request)?;
         if self.stream_state(ctx)?.ended() {
             return Ok(());
         }
         let upstream = &req.upstream_response;
-        let has_body = !upstream.body.is_empty();
-        self.send_response_headers(ctx, upstream.header_map(), !has_body)?;
-        if has_body && !self.stream_state(ctx)?.ended() {
-            self.send_response_body(ctx, &upstream.body, true)?;
+        let has_body = !upstream.body_chunks.is_empty();
+        let has_trailers = !upstream.trailers.is_empty();
+        self.send_response_headers(ctx, upstream.header_map(), !has_body && !has_trailers)?;
+        let last = upstream.body_chunks.len();
+        for (i, chunk) in upstream.body_chunks.iter().enumerate() {
+            if self.stream_state(ctx)?.ended() {
+                break;
+            }
+            self.send_response_body(ctx, chunk, i + 1 == last && !has_trailers)?;
+        }
+        if has_trailers && !self.stream_state(ctx)?.ended() {
+            self.send_response_trailers(ctx, upstream.trailer_map())?;
         }
         self.await_release(ctx, Phase::Response)
     }
 
     /// Sends one request through the filter's whole lifecycle, like Envoy: context creation,
-    /// request headers and body chunks, (if forwarded) the upstream response, then log, done
-    /// and delete.
+    /// request headers, body chunks and trailers, (if forwarded) the upstream response (headers,
+    /// body chunks, trailers), then log, done and delete. With trailers, no body chunk carries
+    /// end of stream: the trailers callback ends the stream (Envoy; ngx_wasm_module under
+    /// [`HostProfile::Kong`] never calls it).
     ///
     /// While the filter holds the request waiting for `proxy_http_call` responses, calls to
     /// upstreams with a responder ([`Plugin::set_http_call_responder`]) are answered; without
@@ -742,11 +890,23 @@ pub(crate) fn outcome(mut s: StreamState) -> Result<HttpOutcome, HarnessError> {
             details,
         });
     }
+    let request_trailers = if s.request_trailers_forwarded {
+        s.request_trailers
+    } else {
+        Headers::new()
+    };
+    let response_trailers = if s.response_trailers_forwarded {
+        s.response_trailers
+    } else {
+        Headers::new()
+    };
     Ok(HttpOutcome::Forwarded {
         request_headers: s.request_headers,
         request_body: s.forwarded_body,
+        request_trailers,
         response_status: status,
         response_headers: s.response_headers,
         response_body: body,
+        response_trailers,
     })
 }

@@ -15,8 +15,12 @@ pub struct HttpRequest {
     /// Regular headers in order; names are lower-cased when sent (values are bytes).
     pub headers: Vec<(Vec<u8>, Vec<u8>)>,
     /// The body as the filter receives it, one `proxy_on_request_body` call per chunk. Empty:
-    /// no body (headers carry end of stream).
+    /// no body (headers carry end of stream, unless trailers follow).
     pub body_chunks: Vec<Vec<u8>>,
+    /// Request trailers (HTTP/2 trailers, or HTTP/1.1 chunked trailers): when not empty they
+    /// end the stream after the body, so no body chunk carries end of stream (see
+    /// [`Plugin::request`](crate::Plugin::request)).
+    pub trailers: Vec<(Vec<u8>, Vec<u8>)>,
     /// Add `content-length` (for a body set with [`HttpRequest::body`]) unless a
     /// `content-length` or `transfer-encoding` header is given, as an HTTP/1.1 client would.
     pub auto_content_length: bool,
@@ -37,6 +41,7 @@ impl HttpRequest {
             scheme: "http".to_owned(),
             headers: Vec::new(),
             body_chunks: Vec::new(),
+            trailers: Vec::new(),
             auto_content_length: true,
             properties: BTreeMap::new(),
             upstream_response: UpstreamResponse::default(),
@@ -103,6 +108,28 @@ impl HttpRequest {
         self
     }
 
+    /// Adds a request trailer: the stream then ends with the trailers, not with the body.
+    pub fn trailer(mut self, name: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Self {
+        self.trailers
+            .push((name.as_ref().to_vec(), value.as_ref().to_vec()));
+        self
+    }
+
+    /// Sets the request trailers (an empty list: none, the stream ends with the body).
+    pub fn trailers<N, V>(mut self, trailers: impl IntoIterator<Item = (N, V)>) -> Self
+    where
+        N: AsRef<[u8]>,
+        V: AsRef<[u8]>,
+    {
+        self.trailers = pairs(trailers);
+        self
+    }
+
+    /// The request trailer map as the filter receives it.
+    pub fn trailer_map(&self) -> Headers {
+        Headers::from_pairs(self.trailers.iter().map(|(n, v)| (n, v)))
+    }
+
     /// Adds a property only this request's context sees.
     pub fn property(mut self, path: &[&str], value: impl Into<Vec<u8>>) -> Self {
         self.properties
@@ -143,8 +170,10 @@ impl HttpRequest {
 pub struct UpstreamResponse {
     pub status: u16,
     pub headers: Vec<(Vec<u8>, Vec<u8>)>,
-    /// Delivered in one `proxy_on_response_body` call; empty: no body.
-    pub body: Vec<u8>,
+    /// The body, one `proxy_on_response_body` call per chunk; empty: no body.
+    pub body_chunks: Vec<Vec<u8>>,
+    /// Response trailers: when not empty they end the response after the body.
+    pub trailers: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 impl Default for UpstreamResponse {
@@ -159,7 +188,8 @@ impl UpstreamResponse {
         Self {
             status,
             headers: Vec::new(),
-            body: Vec::new(),
+            body_chunks: Vec::new(),
+            trailers: Vec::new(),
         }
     }
 
@@ -170,16 +200,63 @@ impl UpstreamResponse {
         self
     }
 
-    /// Sets the body.
+    /// Sets the body, delivered in one chunk.
     pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
-        self.body = body.into();
+        let body = body.into();
+        self.body_chunks = if body.is_empty() {
+            Vec::new()
+        } else {
+            vec![body]
+        };
         self
+    }
+
+    /// Sets the body as separate chunks.
+    pub fn body_chunks<B: Into<Vec<u8>>>(mut self, chunks: impl IntoIterator<Item = B>) -> Self {
+        self.body_chunks = chunks.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The whole body (all chunks).
+    pub fn body_bytes(&self) -> Vec<u8> {
+        self.body_chunks.concat()
+    }
+
+    /// Adds a response trailer: the response then ends with the trailers.
+    pub fn trailer(mut self, name: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Self {
+        self.trailers
+            .push((name.as_ref().to_vec(), value.as_ref().to_vec()));
+        self
+    }
+
+    /// Sets the response trailers.
+    pub fn trailers<N, V>(mut self, trailers: impl IntoIterator<Item = (N, V)>) -> Self
+    where
+        N: AsRef<[u8]>,
+        V: AsRef<[u8]>,
+    {
+        self.trailers = pairs(trailers);
+        self
+    }
+
+    /// The response trailer map.
+    pub fn trailer_map(&self) -> Headers {
+        Headers::from_pairs(self.trailers.iter().map(|(n, v)| (n, v)))
     }
 
     /// The response header map: `:status` first.
     pub fn header_map(&self) -> Headers {
         response_headers(self.status, self.headers.iter().map(|(n, v)| (n, v)))
     }
+}
+
+fn pairs<N: AsRef<[u8]>, V: AsRef<[u8]>>(
+    pairs: impl IntoIterator<Item = (N, V)>,
+) -> Vec<(Vec<u8>, Vec<u8>)> {
+    pairs
+        .into_iter()
+        .map(|(n, v)| (n.as_ref().to_vec(), v.as_ref().to_vec()))
+        .collect()
 }
 
 pub(crate) fn response_headers<N: AsRef<[u8]>, V: AsRef<[u8]>>(
@@ -203,12 +280,16 @@ pub enum HttpOutcome {
         request_headers: Headers,
         /// The request body as it went upstream.
         request_body: Vec<u8>,
+        /// The request trailers as they went upstream (empty: none went).
+        request_trailers: Headers,
         /// The status the client got (`:status` after the filter's response callbacks).
         response_status: u16,
         /// The response headers the client got.
         response_headers: Headers,
         /// The response body the client got.
         response_body: Vec<u8>,
+        /// The response trailers the client got (empty: none).
+        response_trailers: Headers,
     },
     /// The filter answered itself (`proxy_send_local_response`); nothing went upstream. Like
     /// Envoy, the reply went through the filter's own response callbacks first, so `headers`
@@ -232,6 +313,7 @@ impl std::fmt::Debug for HttpRequest {
             .field("scheme", &self.scheme)
             .field("headers", &Pairs(&self.headers))
             .field("body_chunks", &chunks)
+            .field("trailers", &Pairs(&self.trailers))
             .field("auto_content_length", &self.auto_content_length)
             .field("properties", &self.properties)
             .field("upstream_response", &self.upstream_response)
@@ -241,10 +323,12 @@ impl std::fmt::Debug for HttpRequest {
 
 impl std::fmt::Debug for UpstreamResponse {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let chunks: Vec<Lossy<'_>> = self.body_chunks.iter().map(|c| Lossy(c)).collect();
         f.debug_struct("UpstreamResponse")
             .field("status", &self.status)
             .field("headers", &Pairs(&self.headers))
-            .field("body", &Lossy(&self.body))
+            .field("body_chunks", &chunks)
+            .field("trailers", &Pairs(&self.trailers))
             .finish()
     }
 }
@@ -255,16 +339,20 @@ impl std::fmt::Debug for HttpOutcome {
             Self::Forwarded {
                 request_headers,
                 request_body,
+                request_trailers,
                 response_status,
                 response_headers,
                 response_body,
+                response_trailers,
             } => f
                 .debug_struct("Forwarded")
                 .field("request_headers", request_headers)
                 .field("request_body", &Lossy(request_body))
+                .field("request_trailers", request_trailers)
                 .field("response_status", response_status)
                 .field("response_headers", response_headers)
                 .field("response_body", &Lossy(response_body))
+                .field("response_trailers", response_trailers)
                 .finish(),
             Self::LocalResponse {
                 status,
@@ -374,6 +462,38 @@ impl HttpOutcome {
             Self::Forwarded { request_body, .. } => Some(request_body),
             Self::LocalResponse { .. } => None,
         }
+    }
+
+    /// Request trailers as they went upstream (empty if none went); `None` for a local
+    /// response.
+    pub fn upstream_trailers(&self) -> Option<&Headers> {
+        match self {
+            Self::Forwarded {
+                request_trailers, ..
+            } => Some(request_trailers),
+            Self::LocalResponse { .. } => None,
+        }
+    }
+
+    /// A request trailer as it went upstream, as text (case-insensitive).
+    pub fn upstream_trailer(&self, name: &str) -> Option<String> {
+        self.upstream_trailers()?.header(name)
+    }
+
+    /// The response trailers the client got (a local response has none).
+    pub fn trailers(&self) -> &Headers {
+        static NONE: Headers = Headers::new();
+        match self {
+            Self::Forwarded {
+                response_trailers, ..
+            } => response_trailers,
+            Self::LocalResponse { .. } => &NONE,
+        }
+    }
+
+    /// A response trailer the client got, as text (case-insensitive).
+    pub fn trailer(&self, name: &str) -> Option<String> {
+        self.trailers().header(name)
     }
 
     /// Response code details of a local response.

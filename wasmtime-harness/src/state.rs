@@ -5,6 +5,12 @@
 //! headers likewise for the response; afterwards a write or a single-value read gets
 //! `BadArgument` and a pairs read gets an empty map. During `on_log` both header maps are
 //! readable. Body buffers exist while the filter is looking at (or buffering) a body.
+//!
+//! Trailer maps (`RequestTrailers`, `ResponseTrailers`) exist from the trailers callback until
+//! the stream continues past them (Envoy's `decodeTrailers` / `encodeTrailers` keep the pointer
+//! only when the callback stops); during `on_log` Envoy shows the response trailers but not the
+//! request trailers (`getConstMap`). A filter adding trailers from its last body callback
+//! (Envoy's `addDecodedTrailers`) is not modelled: the map is not available there.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -66,6 +72,14 @@ pub(crate) struct StreamState {
     pub(crate) request_paused: bool,
     /// `proxy_continue_stream(HttpRequest)` was called and is not processed yet.
     pub(crate) request_continue: bool,
+    /// The request trailers, as the filter left them.
+    pub(crate) request_trailers: Headers,
+    /// The downstream sent request trailers (they ended the request).
+    pub(crate) request_trailers_sent: bool,
+    /// Envoy's `request_trailers_` is non-null: the map is readable and writable.
+    pub(crate) request_trailers_live: bool,
+    /// The request trailers went upstream.
+    pub(crate) request_trailers_forwarded: bool,
 
     pub(crate) response_headers: Headers,
     pub(crate) response_headers_sent: bool,
@@ -77,6 +91,11 @@ pub(crate) struct StreamState {
     pub(crate) response_forwarded_body: Vec<u8>,
     pub(crate) response_paused: bool,
     pub(crate) response_continue: bool,
+    pub(crate) response_trailers: Headers,
+    pub(crate) response_trailers_sent: bool,
+    pub(crate) response_trailers_live: bool,
+    /// The response trailers went to the client.
+    pub(crate) response_trailers_forwarded: bool,
     /// Status of the response headers the filter saw (`response.code` property).
     pub(crate) response_code: Option<u16>,
 
@@ -274,14 +293,32 @@ impl HostState {
                 .effective_stream()
                 .filter(|s| s.response_headers_live || s.access_log)
                 .map(|s| &s.response_headers),
+            // Envoy's `getConstMap`: no request trailers in the access log phase, but the
+            // response trailers the client got.
+            MapType::RequestTrailers => self
+                .effective_stream()
+                .filter(|s| s.request_trailers_live && !s.access_log)
+                .map(|s| &s.request_trailers),
+            MapType::ResponseTrailers => self
+                .effective_stream()
+                .filter(|s| {
+                    if s.access_log {
+                        s.response_trailers_forwarded
+                    } else {
+                        s.response_trailers_live
+                    }
+                })
+                .map(|s| &s.response_trailers),
             MapType::HttpCallResponseHeaders => self.call_response.as_ref().map(|r| &r.headers),
             MapType::HttpCallResponseTrailers => self.call_response.as_ref().map(|r| &r.trailers),
-            // Trailers and gRPC metadata are not modelled: the map is never available.
-            MapType::RequestTrailers
-            | MapType::ResponseTrailers
-            | MapType::GrpcReceiveInitialMetadata
-            | MapType::GrpcReceiveTrailingMetadata => None,
+            // gRPC metadata is not modelled: the map is never available.
+            MapType::GrpcReceiveInitialMetadata | MapType::GrpcReceiveTrailingMetadata => None,
         }
+    }
+
+    /// `on_log` is running on the effective context (Envoy's `access_log_phase_`).
+    pub(crate) fn in_access_log(&self) -> bool {
+        self.effective_stream().is_some_and(|s| s.access_log)
     }
 
     /// A header map for writing, if it is writable in the current phase.
@@ -295,6 +332,14 @@ impl HostState {
                 .effective_stream_mut()
                 .filter(|s| s.response_headers_live && !s.access_log)
                 .map(|s| &mut s.response_headers),
+            MapType::RequestTrailers => self
+                .effective_stream_mut()
+                .filter(|s| s.request_trailers_live && !s.access_log)
+                .map(|s| &mut s.request_trailers),
+            MapType::ResponseTrailers => self
+                .effective_stream_mut()
+                .filter(|s| s.response_trailers_live && !s.access_log)
+                .map(|s| &mut s.response_trailers),
             _ => None,
         }
     }

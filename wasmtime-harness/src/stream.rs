@@ -72,6 +72,22 @@ impl<'p> HttpStream<'p> {
             .send_request_body(self.ctx, chunk, end_of_stream)
     }
 
+    /// Sends the request trailers, which end the request: `proxy_on_request_trailers` with
+    /// their count (send the last body chunk with `end_of_stream = false` first, as Envoy
+    /// does). Under [`HostProfile::Kong`](crate::HostProfile::Kong) the callback is never called:
+    /// the trailers only end the body.
+    pub fn send_request_trailers<N, V>(
+        &mut self,
+        trailers: impl IntoIterator<Item = (N, V)>,
+    ) -> Result<Action, HarnessError>
+    where
+        N: AsRef<[u8]>,
+        V: AsRef<[u8]>,
+    {
+        self.plugin
+            .send_request_trailers(self.ctx, Headers::from_pairs(trailers))
+    }
+
     /// Sends the upstream's response headers (`:status` is added first):
     /// `proxy_on_response_headers`.
     pub fn send_response_headers<N, V>(
@@ -99,6 +115,21 @@ impl<'p> HttpStream<'p> {
     ) -> Result<Action, HarnessError> {
         self.plugin
             .send_response_body(self.ctx, chunk, end_of_stream)
+    }
+
+    /// Sends the upstream's response trailers, which end the response:
+    /// `proxy_on_response_trailers`. Under [`HostProfile::Kong`](crate::HostProfile::Kong) the
+    /// callback is never called: the body step gets the end of the response instead.
+    pub fn send_response_trailers<N, V>(
+        &mut self,
+        trailers: impl IntoIterator<Item = (N, V)>,
+    ) -> Result<Action, HarnessError>
+    where
+        N: AsRef<[u8]>,
+        V: AsRef<[u8]>,
+    {
+        self.plugin
+            .send_response_trailers(self.ctx, Headers::from_pairs(trailers))
     }
 
     /// The local response the filter sent, as the client got it (after the filter's response
@@ -130,6 +161,27 @@ impl<'p> HttpStream<'p> {
             body.extend_from_slice(&s.request_body);
             body
         })
+    }
+
+    /// The request trailers, as the filter left them (empty: none arrived, or the host keeps
+    /// none).
+    pub fn request_trailers(&self) -> &Headers {
+        self.state().map_or(&NO_HEADERS, |s| &s.request_trailers)
+    }
+
+    /// The request trailers went upstream.
+    pub fn request_trailers_forwarded(&self) -> bool {
+        self.state().is_some_and(|s| s.request_trailers_forwarded)
+    }
+
+    /// The response trailers, as the filter left them.
+    pub fn response_trailers(&self) -> &Headers {
+        self.state().map_or(&NO_HEADERS, |s| &s.response_trailers)
+    }
+
+    /// The response trailers went to the client.
+    pub fn response_trailers_forwarded(&self) -> bool {
+        self.state().is_some_and(|s| s.response_trailers_forwarded)
     }
 
     /// The response headers, as the filter left them.

@@ -130,3 +130,44 @@ blocked contains "alias" if {
     assert.deepEqual(answer.reasons, [reason], header);
   }
 });
+
+test("the review's fail-open shapes are refused or cleaned in the edge build too", async () => {
+  const mcp = new Authorizer(agentsConfig(issuer, "prod", {
+    routes: [{ name: "mcp", path: "/mcp", protocol: "mcp" }],
+    mcp: { tools: { read_report: { action: "read", data_class: "internal" } } },
+  }));
+  const auth = { authorization: await bearer(RESEARCH) };
+  const body = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: "read_report", arguments: { id: "q3" } } });
+  const mcpRequest = (headers) => new Request("https://mcp.internal/mcp", { method: "POST", headers: { ...auth, ...headers }, body });
+  // One reading of an MCP body: JSON as UTF-8, unencoded.
+  for (const headers of [
+    { "content-type": "application/json; charset=utf-7" },
+    { "content-type": "application/json", "content-encoding": "gzip" },
+    { "content-type": "text/plain" },
+    {},
+  ]) {
+    const response = await mcp.guard(mcpRequest(headers), () => assert.fail(`forwarded: ${JSON.stringify(headers)}`));
+    assert.equal(response.status, 415, JSON.stringify(headers));
+    assert.equal((await response.json()).error, "unsupported_media_type");
+  }
+  assert.equal((await mcp.decide(mcpRequest({ "content-type": "Application/JSON; charset=\"UTF-8\"" }))).decision, "allow");
+
+  // Path parameters would let a servlet upstream serve another path than the policy judged.
+  const semicolon = await authorizer.guard(
+    new Request("https://api.internal/api/reports/q3;jsessionid=1", { headers: auth }),
+    () => assert.fail("forwarded a `;` path"),
+  );
+  assert.equal(semicolon.status, 400);
+
+  // Caller copies of Bridle's headers never reach the origin; Bridle sets its own.
+  const spoofed = new Request("https://api.internal/api/reports/q3", {
+    headers: { ...auth, "x-bridle-agent": "spiffe://demo.bridle.dev/agent/deploy-bot", "X-Bridle-Agent-Owner": "mallory", "x-bridle-extra": "1" },
+  });
+  const response = await authorizer.guard(spoofed, async (upstream) => {
+    assert.equal(upstream.headers.get("x-bridle-agent"), RESEARCH);
+    assert.equal(upstream.headers.get("x-bridle-agent-owner"), "research-team@demo.bridle.dev");
+    assert.equal(upstream.headers.get("x-bridle-extra"), null);
+    return new Response("ok");
+  }, { origin: "http://origin.internal" });
+  assert.equal(response.status, 200);
+});

@@ -343,6 +343,10 @@ def main(out: str) -> None:
                        ("invalid-utf8", b'{"iss":"\xff"}')]:
         refuse(f"payload/{name}", sign_raw(svid, {"alg": "ES256", "kid": "k1"}, body), "malformed")
     refuse("header/array", f"{b64(b'[]')}.{p}.{s}", "malformed")
+    # RFC 7515: the header is a JSON object. serde's derive also reads an array as the fields in
+    # order (`alg`, `kid`, `typ`): these are signed by the trusted key and must still be refused.
+    refuse("header/array-form", sign_raw_header(svid, json.dumps(["ES256", "k1"]).encode(), payload), "malformed")
+    refuse("header/array-form-with-typ", sign_raw_header(svid, json.dumps(["ES256", "k1", "JWT"]).encode(), payload), "malformed")
     refuse("header/no-alg", sign_raw(svid, {"kid": "k1"}, payload), "malformed")
     refuse("header/alg-number", sign_raw(svid, {"alg": 256, "kid": "k1"}, payload), "malformed")
 

@@ -8,6 +8,16 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
+/// A document of untrusted input, read strictly, that must be a JSON object, deserialized into
+/// `T`. serde's derive alone would also read a JSON array as the struct's fields in order.
+pub fn from_object<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    match parse(bytes) {
+        Ok(value @ Value::Object(_)) => serde_json::from_value(value).map_err(|e| e.to_string()),
+        Ok(_) => Err("not a JSON object".to_owned()),
+        Err(err) => Err(err.to_string()),
+    }
+}
+
 /// Parses `bytes` as one JSON document, refusing duplicate keys at any depth.
 pub fn parse(bytes: &[u8]) -> Result<Value, serde_json::Error> {
     let mut de = serde_json::Deserializer::from_slice(bytes);

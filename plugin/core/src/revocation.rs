@@ -62,7 +62,7 @@ impl RevocationState {
     /// update time (the feed is alive) without changing the lists.
     pub fn apply(&mut self, body: &[u8], now: u64) -> Result<u64, FeedError> {
         let doc: FeedDocument =
-            serde_json::from_slice(body).map_err(|e| FeedError::Invalid(e.to_string()))?;
+            crate::json_strict::from_object(body).map_err(FeedError::Invalid)?;
         if doc.txn.len() + doc.jti.len() + doc.agents.len() > MAX_FEED_ENTRIES {
             return Err(FeedError::TooLarge(MAX_FEED_ENTRIES));
         }
@@ -129,5 +129,18 @@ mod tests {
             state.apply(br#"{"version": 4, "extra": 1}"#, 140),
             Err(FeedError::Invalid(_))
         ));
+        // Only the object form: serde's derive would read an array as the fields in order.
+        for bad in [
+            &br#"[4, [], ["j1"], []]"#[..],
+            br#"[4]"#,
+            br#"{"version": 4, "jti": [], "jti": ["j1"]}"#,
+        ] {
+            assert!(
+                matches!(state.apply(bad, 150), Err(FeedError::Invalid(_))),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        assert_eq!(state.version, Some(3));
     }
 }

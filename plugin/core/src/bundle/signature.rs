@@ -7,6 +7,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use jwt_simple::prelude::{Duration, UnixTimeStamp, VerificationOptions};
 use serde::Deserialize;
+use serde_json::Value;
 
 use super::canonical::canonicalize;
 use super::BundleError;
@@ -33,11 +34,28 @@ struct Payload {
     iat: Option<u64>,
 }
 
-#[derive(Deserialize)]
 struct SignedFile {
     name: String,
     hash: String,
     algorithm: String,
+}
+
+impl<'de> Deserialize<'de> for SignedFile {
+    /// An object only: the derive would also read `["name", "hash", "SHA-256"]`.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let mut fields = serde_json::Map::<String, Value>::deserialize(deserializer)?;
+        let mut take = |name: &'static str| match fields.remove(name) {
+            Some(Value::String(value)) => Ok(value),
+            _ => Err(serde::de::Error::custom(format!(
+                "a file entry needs a string `{name}`"
+            ))),
+        };
+        Ok(SignedFile {
+            name: take("name")?,
+            hash: take("hash")?,
+            algorithm: take("algorithm")?,
+        })
+    }
 }
 
 fn signature(message: impl Into<String>) -> BundleError {
@@ -59,9 +77,7 @@ pub fn verify(
     scope: Option<&str>,
     now: u64,
 ) -> Result<Signed, BundleError> {
-    crate::json_strict::parse(document)
-        .map_err(|err| signature(format!("`.signatures.json` is not JSON: {err}")))?;
-    let file: SignaturesFile = serde_json::from_slice(document)
+    let file: SignaturesFile = crate::json_strict::from_object(document)
         .map_err(|err| signature(format!("`.signatures.json`: {err}")))?;
     let [token] = file.signatures.as_slice() else {
         return Err(signature(
@@ -82,12 +98,10 @@ pub fn verify(
             .decode(segment)
             .map_err(|_| signature("the signature is not base64url"))
     };
-    let header: Header = serde_json::from_slice(&decode(header)?)
-        .map_err(|_| signature("the signature header is not a JSON object with `alg`"))?;
+    let header =
+        Header::parse(&decode(header)?).map_err(|why| signature(format!("the signature {why}")))?;
     let payload_bytes = decode(payload)?;
-    crate::json_strict::parse(&payload_bytes)
-        .map_err(|_| signature("the signature payload is not JSON without duplicate keys"))?;
-    let payload: Payload = serde_json::from_slice(&payload_bytes)
+    let payload: Payload = crate::json_strict::from_object(&payload_bytes)
         .map_err(|err| signature(format!("the signature payload: {err}")))?;
     if let Some(name) = header.key_source().or(header.has_crit().then_some("crit")) {
         return Err(signature(format!(

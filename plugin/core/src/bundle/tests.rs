@@ -267,3 +267,46 @@ fn a_signature_without_iat_is_refused() {
         .unwrap();
     assert!(opened.issued_at.abs_diff(now()) <= 1);
 }
+
+#[test]
+fn sequence_forms_of_signature_documents_are_refused() {
+    let signer = Signer::new("bundle-1");
+    let files = good_files();
+    let listed: Vec<_> = files
+        .iter()
+        .map(|(name, bytes)| json!([name, signature::file_hash(name, bytes).unwrap(), "SHA-256"]))
+        .collect();
+    let archive = |signatures: Vec<u8>| {
+        let mut entries: Vec<(&str, &[u8], u8)> =
+            files.iter().map(|(n, b)| (*n, *b, b'0')).collect();
+        entries.push((".signatures.json", &signatures, b'0'));
+        gzip(&tar(&entries))
+    };
+    let good = signer.sign(json!({"files": hashes(&files)}));
+    let array_files = signer.sign(json!({"files": listed}));
+    let array_header = {
+        let (_, rest) = good.split_once('.').unwrap();
+        let header = URL_SAFE_NO_PAD.encode(br#"["ES256","bundle-1"]"#);
+        format!("{header}.{rest}")
+    };
+    let s = settings(&signer, None);
+    assert!(s
+        .open(
+            &archive(serde_json::to_vec(&json!({"signatures": [good.clone()]})).unwrap()),
+            now()
+        )
+        .is_ok());
+    for (what, document) in [
+        ("array file entries", json!({"signatures": [array_files]})),
+        ("array header", json!({"signatures": [array_header]})),
+        ("array document", json!([[good]])),
+    ] {
+        let err = s
+            .open(&archive(serde_json::to_vec(&document).unwrap()), now())
+            .unwrap_err();
+        assert!(
+            matches!(&err, BundleError::Signature(m) if m.contains("object") || m.contains("expected a map")),
+            "{what}: {err}"
+        );
+    }
+}

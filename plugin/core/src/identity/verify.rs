@@ -123,6 +123,18 @@ fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<V
 }
 
 impl Header {
+    /// A protected header from its JSON: an object (RFC 7515 §4) without duplicate parameters
+    /// or nesting past serde_json's depth limit. serde's derive alone would also read a JSON
+    /// array as the fields in order (`["ES256", "k1"]` as `alg` and `kid`).
+    pub(crate) fn parse(json: &[u8]) -> Result<Self, &'static str> {
+        match crate::json_strict::parse(json) {
+            Ok(header @ Value::Object(_)) => serde_json::from_value(header)
+                .map_err(|_| "header is not a JSON object with a string `alg`"),
+            Ok(_) => Err("header is not a JSON object"),
+            Err(_) => Err("header is not JSON without duplicate parameters"),
+        }
+    }
+
     /// A parameter naming where to get a key (`jku`, `x5u`) or carrying one (`jwk`, `x5c`):
     /// keys are never taken from a token.
     pub(crate) fn key_source(&self) -> Option<&'static str> {
@@ -242,14 +254,7 @@ impl TokenVerifier {
         if header_b64.len() > MAX_HEADER_BYTES {
             return Err(TokenError::Malformed("header is too large"));
         }
-        // Strict first: duplicate parameters and nesting past serde_json's depth limit are
-        // refused here, not skipped over as unknown parameters.
-        let header = crate::json_strict::parse(&decode_segment(header_b64)?).map_err(|_| {
-            TokenError::Malformed("header is not JSON without duplicate parameters")
-        })?;
-        let header: Header = serde_json::from_value(header).map_err(|_| {
-            TokenError::Malformed("header is not a JSON object with a string `alg`")
-        })?;
+        let header = Header::parse(&decode_segment(header_b64)?).map_err(TokenError::Malformed)?;
         decode_segment(signature_b64)?;
         if let Some(name) = header.key_source() {
             return Err(TokenError::ForbiddenHeader(name));
@@ -382,10 +387,7 @@ impl TokenVerifier {
         let malformed = || TokenError::Malformed("a JWS has exactly three segments");
         let (signing_input, signature) = token.rsplit_once('.').ok_or_else(malformed)?;
         let (header_b64, _) = signing_input.split_once('.').ok_or_else(malformed)?;
-        let header: Header =
-            serde_json::from_slice(&decode_segment(header_b64)?).map_err(|_| {
-                TokenError::Malformed("header is not a JSON object with a string `alg`")
-            })?;
+        let header = Header::parse(&decode_segment(header_b64)?).map_err(TokenError::Malformed)?;
         let issuer = self
             .issuers
             .iter()

@@ -9,6 +9,7 @@ pub mod cases;
 pub mod config;
 pub mod demo;
 pub mod envoy;
+pub mod fixtures;
 mod http1;
 pub mod jsonschema;
 pub mod paths;

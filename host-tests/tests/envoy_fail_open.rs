@@ -12,17 +12,14 @@
     clippy::indexing_slicing
 )]
 
-use base64::engine::general_purpose::STANDARD_NO_PAD;
-use base64::Engine as _;
 use host_tests::config::inline_policy;
-use host_tests::tokens::{Alg, Claims, TestIssuer};
-use host_tests::{demo, ConfigBuilder, Envoy, ReceivedRequest, Request, Upstream};
+use host_tests::fixtures::{
+    has_reason, tools_call, utf7_smuggling_body, SpiffeIssuers, DECISION_HEADER, DEPLOY,
+    DEPLOY_OWNER, RESEARCH,
+};
+use host_tests::tokens::{Claims, TestIssuer};
+use host_tests::{ConfigBuilder, Envoy, ReceivedRequest, Request, Upstream};
 use serde_json::{json, Value};
-
-const RESEARCH: &str = "spiffe://demo.bridle.dev/agent/research-bot";
-const DEPLOY: &str = "spiffe://demo.bridle.dev/agent/deploy-bot";
-const DEPLOY_OWNER: &str = "platform-team@demo.bridle.dev";
-const DECISION_HEADER: &str = "x-bridle-decision-id";
 
 /// One rule per case, on disjoint requests; none sets a header except the re-framing one.
 const POLICY: &str = r#"package t
@@ -50,52 +47,6 @@ decision := {"allow": true, "reasons": [], "headers": {"content-length": "0"}} i
 	input.request.path == "/api/reframe"
 }
 "#;
-
-/// UTF-7 (RFC 2152) of `text`: characters outside the directly encoded set go as `+`, the
-/// base64 of their UTF-16BE, `-`.
-fn utf7(text: &str) -> String {
-    let direct = |c: char| c.is_ascii_alphanumeric() || "'(),-./:? ".contains(c);
-    let mut out = String::new();
-    let mut run: Vec<u16> = Vec::new();
-    let flush = |run: &mut Vec<u16>, out: &mut String| {
-        if !run.is_empty() {
-            let bytes: Vec<u8> = run.iter().flat_map(|u| u.to_be_bytes()).collect();
-            out.push('+');
-            out.push_str(&STANDARD_NO_PAD.encode(bytes));
-            out.push('-');
-            run.clear();
-        }
-    };
-    for c in text.chars() {
-        if direct(c) {
-            flush(&mut run, &mut out);
-            out.push(c);
-        } else {
-            let mut units = [0u16; 2];
-            run.extend_from_slice(c.encode_utf16(&mut units));
-        }
-    }
-    flush(&mut run, &mut out);
-    out
-}
-
-/// A `tools/call` of `read_report` whose `arguments.id`, read as UTF-7, closes the arguments
-/// and names `deploy_service` (the harness test decodes it to check).
-fn utf7_smuggling_body() -> Vec<u8> {
-    let smuggled = utf7(r#"q3"},"name":"deploy_service","arguments":{"id":"q3"#);
-    let body = format!(
-        r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"read_report","arguments":{{"id":"{smuggled}"}}}}}}"#
-    );
-    assert!(body.contains("+ACIAfQ-,+ACI-name+ACI-:+ACI-deploy+AF8-service"));
-    body.into_bytes()
-}
-
-fn tools_call(tool: &str) -> Vec<u8> {
-    json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
-           "params": {"name": tool, "arguments": {"id": "q3"}}})
-    .to_string()
-    .into_bytes()
-}
 
 /// Sends `request`, expects Bridle's own refusal (`status`, JSON `error`, the decision id in
 /// the header) and the upstream to have received nothing.
@@ -145,15 +96,6 @@ fn forwarded(envoy: &Envoy, upstream: &Upstream, what: &str, request: &Request) 
         "{what}: decision id"
     );
     seen
-}
-
-fn has_reason(body: &Value, fragment: &str) -> bool {
-    body["reasons"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .any(|r| r.contains(fragment))
 }
 
 fn event_for(envoy: &Envoy, decision_id: &str) -> Value {
@@ -211,36 +153,32 @@ fn assert_identity_headers(what: &str, seen: &ReceivedRequest, agent: &str, owne
 
 #[test]
 fn envoy_closes_the_fail_open_paths() {
-    let svid = TestIssuer::new(demo::ISSUER, Alg::Es256).unwrap();
-    let plain_oidc = TestIssuer::new("https://idp.demo.bridle.dev", Alg::Es256)
-        .unwrap()
-        .with_profile("oidc");
-    let trusted_oidc = TestIssuer::new("https://trusted-idp.demo.bridle.dev", Alg::Es256)
-        .unwrap()
-        .with_profile("oidc");
+    let issuers = SpiffeIssuers::new().unwrap();
     let long_jti = format!("revoked-{}", "j".repeat(92));
     assert_eq!(long_jti.len(), 100);
-    let mut config = ConfigBuilder::with_policy(inline_policy(
-        "data.t.decision",
-        &[("t.rego", POLICY)],
-        json!({"agents": {DEPLOY: {"owner": DEPLOY_OWNER}}}),
-    ))
-    .issuer(&svid)
-    .unwrap()
-    .issuer(&plain_oidc)
-    .unwrap()
-    .issuer(&trusted_oidc)
-    .unwrap()
-    .set("delegation", json!({"inventory": "agents"}))
-    .set("revocation", json!({"jti": [long_jti, "abc"]}))
-    .set(
-        "routes",
-        json!([{"name": "mcp", "path": "/mcp", "methods": ["POST"], "protocol": "mcp"},
-               {"name": "deployments", "path": "/api/deployments", "methods": ["POST"], "dry_run": true}]),
-    )
-    .build();
+    let config = issuers
+        .config(
+            ConfigBuilder::with_policy(inline_policy(
+                "data.t.decision",
+                &[("t.rego", POLICY)],
+                json!({"agents": {DEPLOY: {"owner": DEPLOY_OWNER}}}),
+            ))
+            .set("delegation", json!({"inventory": "agents"}))
+            .set("revocation", json!({"jti": [long_jti, "abc"]}))
+            .set(
+                "routes",
+                json!([{"name": "mcp", "path": "/mcp", "methods": ["POST"], "protocol": "mcp"},
+                       {"name": "deployments", "path": "/api/deployments", "methods": ["POST"], "dry_run": true}]),
+            ),
+        )
+        .unwrap();
+    let SpiffeIssuers {
+        svid,
+        plain_oidc,
+        trusted_oidc,
+    } = issuers;
     assert_eq!(config["issuers"][2]["issuer"], trusted_oidc.iss.as_str());
-    config["issuers"][2]["spiffe_subjects"] = json!(true);
+    assert_eq!(config["issuers"][2]["spiffe_subjects"], true);
     let upstream = Upstream::start().unwrap();
     let envoy = Envoy::start(&config, &upstream).unwrap();
     let deploy_token = svid.token_for(DEPLOY).unwrap();
@@ -252,7 +190,9 @@ fn envoy_closes_the_fail_open_paths() {
             .header("content-type", content_type)
     };
     let utf7_body = utf7_smuggling_body();
-    let plain = tools_call("read_report");
+    assert!(String::from_utf8_lossy(&utf7_body)
+        .contains("+ACIAfQ-,+ACI-name+ACI-:+ACI-deploy+AF8-service"));
+    let plain = tools_call("read_report").into_bytes();
     let mut refused_ids = Vec::new();
     for (what, request, reason) in [
         (

@@ -14,18 +14,16 @@
 
 use std::time::SystemTime;
 
-use base64::engine::general_purpose::STANDARD_NO_PAD;
-use base64::Engine as _;
 use host_tests::config::{inline_policy, issuer_entry};
+use host_tests::fixtures::{
+    from_utf7, has_reason, tools_call, utf7_smuggling_body, SpiffeIssuers, DECISION_HEADER, DEPLOY,
+    DEPLOY_OWNER, RESEARCH,
+};
 use host_tests::tokens::{Alg, Claims, TestIssuer};
 use host_tests::{demo, ConfigBuilder};
 use serde_json::{json, Value};
 use wasmtime_harness::{Harness, HarnessError, HttpOutcome, HttpRequest, Plugin, PluginOptions};
 
-const RESEARCH: &str = "spiffe://demo.bridle.dev/agent/research-bot";
-const DEPLOY: &str = "spiffe://demo.bridle.dev/agent/deploy-bot";
-const DEPLOY_OWNER: &str = "platform-team@demo.bridle.dev";
-const DECISION_HEADER: &str = "x-bridle-decision-id";
 /// The configuration field of the reserved header prefix (top level).
 const PREFIX_FIELD: &str = "reserved_header_prefix";
 
@@ -43,6 +41,13 @@ fn start(config: &Value) -> Plugin {
 
 fn workload() -> TestIssuer {
     TestIssuer::new(demo::ISSUER, Alg::Es256).unwrap()
+}
+
+/// The issuer of approval credentials (`profile: approval`).
+fn approvals() -> TestIssuer {
+    TestIssuer::new("https://approvals.demo.bridle.dev", Alg::Es256)
+        .unwrap()
+        .with_profile("approval")
 }
 
 fn bearer(issuer: &TestIssuer, sub: &str) -> String {
@@ -89,15 +94,6 @@ fn assert_forwarded(what: &str, outcome: &HttpOutcome) {
     assert_eq!(outcome.status(), 200, "{what}");
 }
 
-fn has_reason(body: &Value, fragment: &str) -> bool {
-    body["reasons"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .any(|r| r.contains(fragment))
-}
-
 fn audit_events(plugin: &Plugin) -> Vec<Value> {
     plugin
         .logs()
@@ -112,97 +108,6 @@ fn last_event(plugin: &Plugin) -> Value {
 }
 
 // --- 1. MCP bodies are read only as JSON in UTF-8, unencoded -------------------------------
-
-/// UTF-7 (RFC 2152) of `text`: characters outside the directly encoded set go as `+`, the
-/// base64 of their UTF-16BE, `-`.
-fn utf7(text: &str) -> String {
-    let direct = |c: char| c.is_ascii_alphanumeric() || "'(),-./:? ".contains(c);
-    let mut out = String::new();
-    let mut run: Vec<u16> = Vec::new();
-    let flush = |run: &mut Vec<u16>, out: &mut String| {
-        if !run.is_empty() {
-            let bytes: Vec<u8> = run.iter().flat_map(|u| u.to_be_bytes()).collect();
-            out.push('+');
-            out.push_str(&STANDARD_NO_PAD.encode(bytes));
-            out.push('-');
-            run.clear();
-        }
-    };
-    for c in text.chars() {
-        if direct(c) {
-            flush(&mut run, &mut out);
-            out.push(c);
-        } else {
-            let mut units = [0u16; 2];
-            run.extend_from_slice(c.encode_utf16(&mut units));
-        }
-    }
-    flush(&mut run, &mut out);
-    out
-}
-
-/// Decodes UTF-7 as an upstream honouring `charset=utf-7` would (`+-` is a literal `+`).
-fn from_utf7(text: &str) -> String {
-    let mut units: Vec<u16> = Vec::new();
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c != '+' {
-            units.push(c as u16);
-            continue;
-        }
-        let mut b64 = String::new();
-        while let Some(&next) = chars.peek() {
-            if next.is_ascii_alphanumeric() || next == '+' || next == '/' {
-                b64.push(next);
-                chars.next();
-            } else {
-                break;
-            }
-        }
-        if chars.peek() == Some(&'-') {
-            chars.next();
-        }
-        if b64.is_empty() {
-            units.push(u16::from(b'+'));
-            continue;
-        }
-        let bytes = STANDARD_NO_PAD.decode(&b64).unwrap();
-        units.extend(
-            bytes
-                .chunks_exact(2)
-                .map(|pair| u16::from_be_bytes([pair[0], pair[1]])),
-        );
-    }
-    String::from_utf16(&units).unwrap()
-}
-
-/// A `tools/call` of `read_report` whose `arguments.id`, read as UTF-7, closes the arguments
-/// and names `deploy_service` as the tool (a JSON parser keeps the last `name`). Read as UTF-8
-/// it is a harmless `read_report` call.
-fn utf7_smuggling_body() -> Vec<u8> {
-    let smuggled = utf7(r#"q3"},"name":"deploy_service","arguments":{"id":"q3"#);
-    let body = format!(
-        r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"read_report","arguments":{{"id":"{smuggled}"}}}}}}"#
-    );
-    let as_utf8: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(as_utf8["params"]["name"], "read_report");
-    assert!(!body.contains("deploy_service"));
-    let as_utf7: Value = serde_json::from_str(&from_utf7(&body)).unwrap();
-    assert_eq!(
-        as_utf7["params"]["name"],
-        "deploy_service",
-        "the body must name another tool when read as UTF-7: {}",
-        from_utf7(&body)
-    );
-    body.into_bytes()
-}
-
-fn tools_call(tool: &str) -> Vec<u8> {
-    json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
-           "params": {"name": tool, "arguments": {"id": "q3"}}})
-    .to_string()
-    .into_bytes()
-}
 
 fn mcp_config(issuer: &TestIssuer) -> Value {
     ConfigBuilder::agents()
@@ -238,8 +143,20 @@ fn mcp_bodies_in_another_charset_type_or_coding_are_refused_415() {
         }
         request.body(body)
     };
+    // Read as UTF-8 the body calls `read_report`; an upstream reading it as UTF-7 (a JSON
+    // parser keeps the last `name`) gets a call of `deploy_service`.
     let utf7_body = utf7_smuggling_body();
-    let plain = tools_call("read_report");
+    let as_text = String::from_utf8(utf7_body.clone()).unwrap();
+    let as_utf8: Value = serde_json::from_str(&as_text).unwrap();
+    assert_eq!(as_utf8["params"]["name"], "read_report");
+    assert!(!as_text.contains("deploy_service"));
+    let decoded = from_utf7(&as_text).unwrap();
+    let as_utf7: Value = serde_json::from_str(&decoded).unwrap();
+    assert_eq!(
+        as_utf7["params"]["name"], "deploy_service",
+        "the body must name another tool when read as UTF-7: {decoded}"
+    );
+    let plain = tools_call("read_report").into_bytes();
     let utf16: Vec<u8> = String::from_utf8(plain.clone())
         .unwrap()
         .encode_utf16()
@@ -370,7 +287,7 @@ fn mcp_bodies_in_another_charset_type_or_coding_are_refused_415() {
     let outcome = plugin
         .request(&call(
             &[("content-type", "application/json")],
-            tools_call("deploy_service"),
+            tools_call("deploy_service").into_bytes(),
         ))
         .unwrap();
     assert_refused("deploy_service as UTF-8", &outcome, 403, "forbidden");
@@ -551,9 +468,7 @@ fn reserved_config(workload: &TestIssuer, approvals: &TestIssuer, oidc: &TestIss
 #[test]
 fn caller_supplied_reserved_headers_never_reach_the_upstream() {
     let workload = workload();
-    let approvals = TestIssuer::new("https://approvals.demo.bridle.dev", Alg::Es256)
-        .unwrap()
-        .with_profile("approval");
+    let approvals = approvals();
     let oidc = TestIssuer::new("https://idp.demo.bridle.dev", Alg::Es256)
         .unwrap()
         .with_profile("oidc");
@@ -734,45 +649,37 @@ fn a_reserved_prefix_that_is_not_a_header_name_is_refused_at_configuration() {
 /// an OIDC user named `spiffe://…/agent/deploy-bot` was deploy-bot to the policy.
 #[test]
 fn only_spiffe_issuers_assert_spiffe_ids() {
-    let svid = workload();
-    let plain_oidc = TestIssuer::new("https://idp.demo.bridle.dev", Alg::Es256)
-        .unwrap()
-        .with_profile("oidc");
-    let trusted_oidc = TestIssuer::new("https://trusted-idp.demo.bridle.dev", Alg::Es256)
-        .unwrap()
-        .with_profile("oidc");
+    let issuers = SpiffeIssuers::new().unwrap();
     let source = format!(
         "package t\nimport rego.v1\n\n\
          default decision := {{\"allow\": false, \"reasons\": [\"not deploy-bot\"]}}\n\n\
          decision := {{\"allow\": true, \"reasons\": []}} if input.identity.spiffe.id == \"{DEPLOY}\"\n"
     );
-    let mut config = ConfigBuilder::with_policy(policy(&source, json!({})))
-        .issuer(&svid)
-        .unwrap()
-        .issuer(&plain_oidc)
-        .unwrap()
-        .issuer(&trusted_oidc)
-        .unwrap()
-        .build();
-    assert_eq!(config["issuers"][2]["issuer"], trusted_oidc.iss.as_str());
-    config["issuers"][2]["spiffe_subjects"] = json!(true);
+    let config = issuers
+        .config(ConfigBuilder::with_policy(policy(&source, json!({}))))
+        .unwrap();
+    assert_eq!(
+        config["issuers"][2]["issuer"],
+        issuers.trusted_oidc.iss.as_str()
+    );
+    assert_eq!(config["issuers"][2]["spiffe_subjects"], true);
     let mut plugin = start(&config);
     let get = |issuer: &TestIssuer| {
         HttpRequest::get("/api/deployments").header("authorization", bearer(issuer, DEPLOY))
     };
 
-    let outcome = plugin.request(&get(&plain_oidc)).unwrap();
+    let outcome = plugin.request(&get(&issuers.plain_oidc)).unwrap();
     let refusal = assert_refused("OIDC sub = deploy-bot's ID", &outcome, 403, "forbidden");
     assert_eq!(refusal["reasons"], json!(["not deploy-bot"]));
 
-    let outcome = plugin.request(&get(&trusted_oidc)).unwrap();
+    let outcome = plugin.request(&get(&issuers.trusted_oidc)).unwrap();
     assert_forwarded("OIDC issuer with spiffe_subjects", &outcome);
     assert_eq!(
         outcome.upstream_header("x-bridle-agent").as_deref(),
         Some(DEPLOY)
     );
 
-    let outcome = plugin.request(&get(&svid)).unwrap();
+    let outcome = plugin.request(&get(&issuers.svid)).unwrap();
     assert_forwarded("JWT-SVID", &outcome);
     assert_eq!(
         outcome.upstream_header("x-bridle-agent").as_deref(),
@@ -887,9 +794,7 @@ fn configured_credential_headers_are_hidden_from_the_policy() {
     let tasks = TestIssuer::new("https://txn.demo.bridle.dev", Alg::Es256)
         .unwrap()
         .with_profile("txn-token");
-    let approvals = TestIssuer::new("https://approvals.demo.bridle.dev", Alg::Es256)
-        .unwrap()
-        .with_profile("approval");
+    let approvals = approvals();
     let task = tasks
         .mint(
             &Claims::new("user:alice")

@@ -23,6 +23,7 @@ use std::sync::OnceLock;
 use std::time::SystemTime;
 
 use host_tests::config::inline_policy;
+use host_tests::fixtures::tools_call;
 use host_tests::{demo, ConfigBuilder, TestIssuer};
 use serde_json::{json, Value};
 use wasmtime_harness::{
@@ -95,12 +96,6 @@ fn bearer(issuer: &TestIssuer) -> String {
         "Bearer {}",
         issuer.token_for(&demo::agent("research-bot")).unwrap()
     )
-}
-
-fn tools_call(tool: &str) -> String {
-    json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
-           "params": {"name": tool, "arguments": {"id": "q3"}}})
-    .to_string()
 }
 
 /// `POST /mcp` with `body` in two chunks (no `content-length`, as an HTTP/2 client may send

@@ -202,13 +202,13 @@ mod guest_memory {
     }
 }
 
-/// Host functions ngx_wasm_module registers without implementing them trap under the Kong
-/// profile and answer normally under Envoy.
-mod kong_profile {
-    use crate::{Harness, HarnessError, HostProfile, PluginOptions};
+/// What the `kong_profile` and `trailers` tests share: the pieces of the modules they assemble
+/// (sections of counted items behind LEB128 lengths, imports, exports), and a check.
+mod support {
+    use crate::HarnessError;
 
     /// `body` behind its length (unsigned LEB128).
-    fn with_len(body: Vec<u8>) -> Vec<u8> {
+    pub(super) fn with_len(body: Vec<u8>) -> Vec<u8> {
         let mut out = Vec::new();
         let mut len = body.len();
         loop {
@@ -230,7 +230,8 @@ mod kong_profile {
         out
     }
 
-    fn section(out: &mut Vec<u8>, id: u8, items: &[Vec<u8>]) {
+    /// Section `id`: the count of `items`, then the items, behind its length.
+    pub(super) fn section(out: &mut Vec<u8>, id: u8, items: &[Vec<u8>]) {
         let mut body = vec![u8::try_from(items.len()).unwrap()];
         for item in items {
             body.extend_from_slice(item);
@@ -238,6 +239,48 @@ mod kong_profile {
         out.push(id);
         out.extend(with_len(body));
     }
+
+    /// An import of the function `env.<function>` of type `ty`.
+    pub(super) fn import(function: &str, ty: u8) -> Vec<u8> {
+        let mut out = name("env");
+        out.extend(name(function));
+        out.extend([0, ty]);
+        out
+    }
+
+    /// An export named `n` of `kind` (0 a function, 2 a memory) `index`.
+    pub(super) fn export(n: &str, kind: u8, index: u8) -> Vec<u8> {
+        let mut e = name(n);
+        e.extend([kind, index]);
+        e
+    }
+
+    /// The exports of a filter: the ABI version marker and `_initialize` (both the empty
+    /// function `first`), `malloc` (`first + 1`), `proxy_on_context_create` (`first + 2`),
+    /// the `callbacks` (name, function index), and the memory.
+    pub(super) fn filter_exports(first: u8, callbacks: &[(&str, u8)]) -> Vec<Vec<u8>> {
+        let mut exports = vec![
+            export("proxy_abi_version_0_2_1", 0, first),
+            export("_initialize", 0, first),
+            export("malloc", 0, first + 1),
+            export("proxy_on_context_create", 0, first + 2),
+        ];
+        exports.extend(callbacks.iter().map(|(n, index)| export(n, 0, *index)));
+        exports.push(export("memory", 2, 0));
+        exports
+    }
+
+    /// `err` is a stream held in `phase` that nothing could release.
+    pub(super) fn stalled_in(err: &HarnessError, phase: &str) -> bool {
+        matches!(err, HarnessError::Stalled { phase: p, .. } if *p == phase)
+    }
+}
+
+/// Host functions ngx_wasm_module registers without implementing them trap under the Kong
+/// profile and answer normally under Envoy.
+mod kong_profile {
+    use super::support::{export, filter_exports, import, section, stalled_in, with_len};
+    use crate::{Harness, HarnessError, HostProfile, PluginOptions};
 
     /// `_initialize` calls the imported `env.<function>: (i32) -> i32` with 0 and drops the
     /// status.
@@ -248,17 +291,9 @@ mod kong_profile {
             1,
             &[vec![0x60, 1, 0x7f, 1, 0x7f], vec![0x60, 0, 0]],
         );
-        let mut import = name("env");
-        import.extend(name(function));
-        import.extend([0, 0]);
-        section(&mut wasm, 2, &[import]);
+        section(&mut wasm, 2, &[import(function, 0)]);
         section(&mut wasm, 3, &[vec![1], vec![0]]);
         section(&mut wasm, 5, &[vec![0, 1]]);
-        let export = |n: &str, kind: u8, index: u8| {
-            let mut e = name(n);
-            e.extend([kind, index]);
-            e
-        };
         section(
             &mut wasm,
             7,
@@ -291,24 +326,11 @@ mod kong_profile {
         );
         section(&mut wasm, 3, &[vec![0], vec![1], vec![2], vec![3], vec![3]]);
         section(&mut wasm, 5, &[vec![0, 1]]);
-        let export = |n: &str, kind: u8, index: u8| {
-            let mut e = name(n);
-            e.extend([kind, index]);
-            e
-        };
-        section(
-            &mut wasm,
-            7,
-            &[
-                export("proxy_abi_version_0_2_1", 0, 0),
-                export("_initialize", 0, 0),
-                export("malloc", 0, 1),
-                export("proxy_on_context_create", 0, 2),
-                export("proxy_on_request_headers", 0, 3),
-                export("proxy_on_response_headers", 0, 4),
-                export("memory", 2, 0),
-            ],
-        );
+        let callbacks = [
+            ("proxy_on_request_headers", 3),
+            ("proxy_on_response_headers", 4),
+        ];
+        section(&mut wasm, 7, &filter_exports(0, &callbacks));
         section(
             &mut wasm,
             10,
@@ -336,16 +358,7 @@ mod kong_profile {
             .start(PluginOptions::new().profile(HostProfile::Kong))
             .unwrap();
         let err = kong.request(&request).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                HarnessError::Stalled {
-                    phase: "request",
-                    ..
-                }
-            ),
-            "{err}"
-        );
+        assert!(stalled_in(&err, "request"), "{err}");
     }
 
     #[test]
@@ -354,16 +367,7 @@ mod kong_profile {
         let request = crate::HttpRequest::get("/");
         let mut envoy = harness.start(PluginOptions::new()).unwrap();
         let err = envoy.request(&request).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                HarnessError::Stalled {
-                    phase: "response",
-                    ..
-                }
-            ),
-            "{err}"
-        );
+        assert!(stalled_in(&err, "response"), "{err}");
         let mut kong = harness
             .start(PluginOptions::new().profile(HostProfile::Kong))
             .unwrap();
@@ -405,29 +409,11 @@ mod kong_profile {
                 call_type,
             ],
         );
-        let mut import = name("env");
-        import.extend(name("proxy_http_call"));
-        import.extend([0, 4]);
-        section(&mut wasm, 2, &[import]);
+        section(&mut wasm, 2, &[import("proxy_http_call", 4)]);
         section(&mut wasm, 3, &[vec![0], vec![1], vec![2], vec![3]]);
         section(&mut wasm, 5, &[vec![0, 1]]);
-        let export = |n: &str, kind: u8, index: u8| {
-            let mut e = name(n);
-            e.extend([kind, index]);
-            e
-        };
-        section(
-            &mut wasm,
-            7,
-            &[
-                export("proxy_abi_version_0_2_1", 0, 1),
-                export("_initialize", 0, 1),
-                export("malloc", 0, 2),
-                export("proxy_on_context_create", 0, 3),
-                export("proxy_on_request_headers", 0, 4),
-                export("memory", 2, 0),
-            ],
-        );
+        let callbacks = [("proxy_on_request_headers", 4)];
+        section(&mut wasm, 7, &filter_exports(1, &callbacks));
         let len = u8::try_from(headers.len()).unwrap();
         assert!(len < 64, "one-byte signed LEB128");
         let mut on_headers = vec![0];
@@ -497,39 +483,9 @@ mod kong_profile {
 /// there, and sent on only when it continues); ngx_wasm_module never calls it and has no trailer
 /// maps.
 mod trailers {
+    use super::support::{filter_exports, import, section, stalled_in, with_len};
     use crate::{Action, Harness, HarnessError, HostProfile, HttpRequest, PluginOptions};
     use crate::{HttpOutcome, UpstreamResponse as Upstream};
-
-    fn with_len(body: Vec<u8>) -> Vec<u8> {
-        let mut out = Vec::new();
-        let mut len = body.len();
-        loop {
-            let byte = u8::try_from(len & 0x7f).unwrap();
-            len >>= 7;
-            if len == 0 {
-                out.push(byte);
-                break;
-            }
-            out.push(byte | 0x80);
-        }
-        out.extend(body);
-        out
-    }
-
-    fn name(s: &str) -> Vec<u8> {
-        let mut out = vec![u8::try_from(s.len()).unwrap()];
-        out.extend_from_slice(s.as_bytes());
-        out
-    }
-
-    fn section(out: &mut Vec<u8>, id: u8, items: &[Vec<u8>]) {
-        let mut body = vec![u8::try_from(items.len()).unwrap()];
-        for item in items {
-            body.extend_from_slice(item);
-        }
-        out.push(id);
-        out.extend(with_len(body));
-    }
 
     /// `i32.const v` (signed LEB128).
     fn c(mut v: i32) -> Vec<u8> {
@@ -675,12 +631,6 @@ mod trailers {
                     vec![0x60, 5, i, i, i, i, i, 1, i],
                 ],
             );
-            let import = |function: &str, ty: u8| {
-                let mut out = name("env");
-                out.extend(name(function));
-                out.extend([0, ty]);
-                out
-            };
             section(
                 &mut wasm,
                 2,
@@ -697,29 +647,19 @@ mod trailers {
             let types = [0u8, 1, 2, 3, 3, 3, 3, 4, 4];
             section(&mut wasm, 3, &types.map(|t| vec![t]));
             section(&mut wasm, 5, &[vec![0, 1]]);
-            let export = |n: &str, kind: u8, index: u8| {
-                let mut e = name(n);
-                e.extend([kind, index]);
-                e
-            };
-            let mut exports = vec![
-                export("proxy_abi_version_0_2_1", 0, 5),
-                export("_initialize", 0, 5),
-                export("malloc", 0, 6),
-                export("proxy_on_context_create", 0, 7),
-                export("proxy_on_request_headers", 0, 8),
-                export("proxy_on_request_body", 0, 9),
-                export("proxy_on_response_headers", 0, 10),
-                export("proxy_on_response_body", 0, 11),
-                export("memory", 2, 0),
+            let mut callbacks = vec![
+                ("proxy_on_request_headers", 8),
+                ("proxy_on_request_body", 9),
+                ("proxy_on_response_headers", 10),
+                ("proxy_on_response_body", 11),
             ];
             if self.request_trailers.is_some() {
-                exports.push(export("proxy_on_request_trailers", 0, 12));
+                callbacks.push(("proxy_on_request_trailers", 12));
             }
             if self.response_trailers.is_some() {
-                exports.push(export("proxy_on_response_trailers", 0, 13));
+                callbacks.push(("proxy_on_response_trailers", 13));
             }
-            section(&mut wasm, 7, &exports);
+            section(&mut wasm, 7, &filter_exports(5, &callbacks));
             let body = |instructions: &[u8]| {
                 let mut out = vec![0];
                 out.extend(instructions);
@@ -827,16 +767,7 @@ mod trailers {
         stream.finish().unwrap();
 
         let err = plugin.request(&with_trailer()).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                HarnessError::Stalled {
-                    phase: "request",
-                    ..
-                }
-            ),
-            "{err}"
-        );
+        assert!(stalled_in(&err, "request"), "{err}");
     }
 
     #[test]

@@ -41,10 +41,95 @@ enum Callback {
     ResponseBody,
 }
 
+/// A direction of the stream: the request (downstream to upstream) or the response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
+pub(crate) enum Phase {
     Request,
     Response,
+}
+
+impl Phase {
+    fn name(self) -> &'static str {
+        match self {
+            Phase::Request => "request",
+            Phase::Response => "response",
+        }
+    }
+}
+
+/// The trailer state of one direction of a stream.
+struct TrailerState<'s> {
+    /// The trailers, as the filter left them.
+    map: &'s mut Headers,
+    /// They arrived (and ended that direction).
+    sent: &'s mut bool,
+    /// The map is readable and writable.
+    live: &'s mut bool,
+    /// They went on (upstream, or to the client).
+    forwarded: &'s mut bool,
+}
+
+fn trailer_state(s: &mut StreamState, phase: Phase) -> TrailerState<'_> {
+    match phase {
+        Phase::Request => TrailerState {
+            map: &mut s.request_trailers,
+            sent: &mut s.request_trailers_sent,
+            live: &mut s.request_trailers_live,
+            forwarded: &mut s.request_trailers_forwarded,
+        },
+        Phase::Response => TrailerState {
+            map: &mut s.response_trailers,
+            sent: &mut s.response_trailers_sent,
+            live: &mut s.response_trailers_live,
+            forwarded: &mut s.response_trailers_forwarded,
+        },
+    }
+}
+
+/// The trailers of `phase`, if any arrived, go on with the rest of it.
+fn forward_trailers(s: &mut StreamState, phase: Phase) {
+    let t = trailer_state(s, phase);
+    if *t.sent {
+        *t.live = false;
+        *t.forwarded = true;
+    }
+}
+
+/// The trailers of `phase` that went on (an empty map if none did), taken from `s`.
+fn take_forwarded_trailers(s: &mut StreamState, phase: Phase) -> Headers {
+    let t = trailer_state(s, phase);
+    if *t.forwarded {
+        std::mem::take(t.map)
+    } else {
+        Headers::new()
+    }
+}
+
+/// A body chunk or the trailers of `phase` may come: its headers were sent, and neither it nor
+/// the stream has ended. The response checks the stream's end first (a local reply also sends
+/// response headers and may end the response).
+fn check_open(s: &StreamState, phase: Phase) -> Result<(), HarnessError> {
+    let usage = |message: String| Err(HarnessError::Usage(message));
+    let (headers_sent, ended) = match phase {
+        Phase::Request => (s.request_headers_sent, s.request_ended),
+        Phase::Response => (s.response_headers_sent, s.response_ended),
+    };
+    if phase == Phase::Response && s.ended() {
+        return usage("the stream already ended (local response or reset)".to_owned());
+    }
+    if !headers_sent {
+        return usage(format!("send the {} headers first", phase.name()));
+    }
+    if ended {
+        return usage(format!("the {} already ended", phase.name()));
+    }
+    if s.ended() {
+        return usage(
+            "the stream already ended (local response or reset); Envoy would not call the filter"
+                .to_owned(),
+        );
+    }
+    Ok(())
 }
 
 fn forward_request(s: &mut StreamState) {
@@ -53,10 +138,7 @@ fn forward_request(s: &mut StreamState) {
     s.forwarded_body.append(&mut s.request_body);
     s.request_body_live = false;
     s.request_buffering = false;
-    if s.request_trailers_sent {
-        s.request_trailers_live = false;
-        s.request_trailers_forwarded = true;
-    }
+    forward_trailers(s, Phase::Request);
 }
 
 fn forward_response(s: &mut StreamState) {
@@ -65,10 +147,7 @@ fn forward_response(s: &mut StreamState) {
     s.response_forwarded_body.append(&mut s.response_body);
     s.response_body_live = false;
     s.response_buffering = false;
-    if s.response_trailers_sent {
-        s.response_trailers_live = false;
-        s.response_trailers_forwarded = true;
-    }
+    forward_trailers(s, Phase::Response);
 }
 
 /// What the host does with a body callback's stop value.
@@ -269,19 +348,7 @@ impl Plugin {
     ) -> Result<Action, HarnessError> {
         let limit = self.store.data().buffer_limit;
         let s = self.stream_state_mut(ctx)?;
-        if !s.request_headers_sent {
-            return Err(HarnessError::Usage(
-                "send the request headers first".to_owned(),
-            ));
-        }
-        if s.request_ended {
-            return Err(HarnessError::Usage("the request already ended".to_owned()));
-        }
-        if s.ended() {
-            return Err(HarnessError::Usage(
-                "the stream already ended (local response or reset); Envoy would not call the filter".to_owned(),
-            ));
-        }
+        check_open(s, Phase::Request)?;
         s.request_ended = end_of_stream;
         if self.store.data().profile == HostProfile::Kong {
             return self.kong_request_body(ctx, chunk, end_of_stream, limit);
@@ -303,57 +370,6 @@ impl Plugin {
         let action = self.call_action(Callback::RequestBody, ctx, size, end_of_stream)?;
         self.settle(ctx, Phase::Request, action, true)?;
         Ok(action)
-    }
-
-    /// Request trailers: they end the request. Envoy calls `proxy_on_request_trailers`; see
-    /// [`Plugin::kong_request_trailers`] for ngx_wasm_module.
-    pub(crate) fn send_request_trailers(
-        &mut self,
-        ctx: u32,
-        trailers: Headers,
-    ) -> Result<Action, HarnessError> {
-        let limit = self.store.data().buffer_limit;
-        let s = self.stream_state_mut(ctx)?;
-        if !s.request_headers_sent {
-            return Err(HarnessError::Usage(
-                "send the request headers first".to_owned(),
-            ));
-        }
-        if s.request_ended {
-            return Err(HarnessError::Usage("the request already ended".to_owned()));
-        }
-        if s.ended() {
-            return Err(HarnessError::Usage(
-                "the stream already ended (local response or reset); Envoy would not call the filter".to_owned(),
-            ));
-        }
-        s.request_ended = true;
-        if self.kong() {
-            return self.kong_request_trailers(ctx, limit);
-        }
-        let s = self.stream_state_mut(ctx)?;
-        s.request_trailers = trailers;
-        s.request_trailers_sent = true;
-        s.request_trailers_live = true;
-        let count = s.request_trailers.len();
-        let action = self.call_trailers(Phase::Request, ctx, count)?;
-        self.settle(ctx, Phase::Request, action, false)?;
-        Ok(action)
-    }
-
-    /// Kong: ngx_wasm_module has no request trailers step: its step dispatch and
-    /// `ngx_http_proxy_wasm_resume` (src/http/proxy_wasm/ngx_http_proxy_wasm.c:451-492) have no
-    /// case for `NGX_PROXY_WASM_STEP_REQ_TRAILERS` and nothing resumes that step, so
-    /// `proxy_on_request_trailers` is never called (docs/PROXY_WASM.md: "NYI"). nginx reads the
-    /// whole body before the body step, which gets it with `end_of_stream = true` (eof is
-    /// hard-coded to 1, ngx_http_proxy_wasm.c:72): the trailers are just the end of the body.
-    /// They are not forwarded upstream (nginx's proxy module sends no request trailers).
-    fn kong_request_trailers(
-        &mut self,
-        ctx: u32,
-        limit: Option<usize>,
-    ) -> Result<Action, HarnessError> {
-        self.kong_request_body(ctx, &[], true, limit)
     }
 
     pub(crate) fn send_response_headers(
@@ -470,19 +486,7 @@ impl Plugin {
     ) -> Result<Action, HarnessError> {
         let limit = self.store.data().buffer_limit;
         let s = self.stream_state_mut(ctx)?;
-        if s.ended() {
-            return Err(HarnessError::Usage(
-                "the stream already ended (local response or reset)".to_owned(),
-            ));
-        }
-        if !s.response_headers_sent {
-            return Err(HarnessError::Usage(
-                "send the response headers first".to_owned(),
-            ));
-        }
-        if s.response_ended {
-            return Err(HarnessError::Usage("the response already ended".to_owned()));
-        }
+        check_open(s, Phase::Response)?;
         s.response_ended = end_of_stream;
         if self.store.data().profile == HostProfile::Kong {
             return self.kong_response_body(ctx, chunk, end_of_stream);
@@ -506,45 +510,57 @@ impl Plugin {
         Ok(action)
     }
 
-    /// Response trailers from the upstream: they end the response. Envoy calls
-    /// `proxy_on_response_trailers`; ngx_wasm_module does not (see below).
-    pub(crate) fn send_response_trailers(
+    /// Trailers: they end the request or the response (`phase`). Envoy calls
+    /// `proxy_on_request_trailers` / `proxy_on_response_trailers` with their count; see
+    /// [`Plugin::kong_trailers`] for ngx_wasm_module.
+    pub(crate) fn send_trailers(
         &mut self,
+        phase: Phase,
         ctx: u32,
         trailers: Headers,
     ) -> Result<Action, HarnessError> {
         let s = self.stream_state_mut(ctx)?;
-        if s.ended() {
-            return Err(HarnessError::Usage(
-                "the stream already ended (local response or reset)".to_owned(),
-            ));
+        check_open(s, phase)?;
+        match phase {
+            Phase::Request => s.request_ended = true,
+            Phase::Response => s.response_ended = true,
         }
-        if !s.response_headers_sent {
-            return Err(HarnessError::Usage(
-                "send the response headers first".to_owned(),
-            ));
-        }
-        if s.response_ended {
-            return Err(HarnessError::Usage("the response already ended".to_owned()));
-        }
-        s.response_ended = true;
         if self.kong() {
-            // ngx_wasm_module: `proxy_on_response_trailers` is only called from code under
+            return self.kong_trailers(phase, ctx);
+        }
+        let t = trailer_state(self.stream_state_mut(ctx)?, phase);
+        *t.map = trailers;
+        *t.sent = true;
+        *t.live = true;
+        let count = t.map.len();
+        let action = self.call_trailers(phase, ctx, count)?;
+        self.settle(ctx, phase, action, false)?;
+        Ok(action)
+    }
+
+    /// Kong: ngx_wasm_module calls neither trailers callback, and passes no trailers on.
+    fn kong_trailers(&mut self, phase: Phase, ctx: u32) -> Result<Action, HarnessError> {
+        match phase {
+            // No request trailers step: its step dispatch and `ngx_http_proxy_wasm_resume`
+            // (src/http/proxy_wasm/ngx_http_proxy_wasm.c:451-492) have no case for
+            // `NGX_PROXY_WASM_STEP_REQ_TRAILERS` and nothing resumes that step, so
+            // `proxy_on_request_trailers` is never called (docs/PROXY_WASM.md: "NYI"). nginx
+            // reads the whole body before the body step, which gets it with
+            // `end_of_stream = true` (eof is hard-coded to 1, ngx_http_proxy_wasm.c:72): the
+            // trailers are just the end of the body. They are not forwarded upstream (nginx's
+            // proxy module sends no request trailers).
+            Phase::Request => {
+                let limit = self.store.data().buffer_limit;
+                self.kong_request_body(ctx, &[], true, limit)
+            }
+            // `proxy_on_response_trailers` is only called from code under
             // `#ifdef NGX_WASM_RESPONSE_TRAILERS` (ngx_http_proxy_wasm.c:267-303, 469-473;
             // src/wasm/ngx_wasm_ops.c:543-548), a macro no build defines (`config` never sets
             // it): the callback is never called. The end of the upstream response reaches the
             // body step as the last buffer (`end_of_stream = true`, possibly with no bytes),
             // and nginx's proxy module does not pass upstream trailers to the client.
-            return self.kong_response_body(ctx, &[], true);
+            Phase::Response => self.kong_response_body(ctx, &[], true),
         }
-        let s = self.stream_state_mut(ctx)?;
-        s.response_trailers = trailers;
-        s.response_trailers_sent = true;
-        s.response_trailers_live = true;
-        let count = s.response_trailers.len();
-        let action = self.call_trailers(Phase::Response, ctx, count)?;
-        self.settle(ctx, Phase::Response, action, false)?;
-        Ok(action)
     }
 
     /// Applies a callback's return value, then the actions deferred during the call.
@@ -770,10 +786,7 @@ impl Plugin {
                 Some((token, response)) => self.respond_http_call_with(token, response)?,
                 None => {
                     return Err(HarnessError::Stalled {
-                        phase: match phase {
-                            Phase::Request => "request",
-                            Phase::Response => "response",
-                        },
+                        phase: phase.name(),
                         pending_http_calls: calls.iter().map(|c| c.token).collect(),
                     })
                 }
@@ -808,39 +821,56 @@ impl Plugin {
         Some(host.streams.swap_remove(index))
     }
 
-    fn drive(&mut self, ctx: u32, req: &HttpRequest) -> Result<(), HarnessError> {
-        let has_body = !req.body_chunks.is_empty();
-        let has_trailers = !req.trailers.is_empty();
-        self.send_request_headers(ctx, req.header_map(), !has_body && !has_trailers)?;
-        let last = req.body_chunks.len();
-        for (i, chunk) in req.body_chunks.iter().enumerate() {
+    /// One direction of a stream (`phase`): its headers, body chunks and trailers, the last
+    /// of them with end of stream, until the stream ends; then the wait for the filter to let
+    /// it go.
+    fn drive_phase(
+        &mut self,
+        ctx: u32,
+        phase: Phase,
+        headers: Headers,
+        body_chunks: &[Vec<u8>],
+        trailers: Headers,
+    ) -> Result<(), HarnessError> {
+        let has_body = !body_chunks.is_empty();
+        let has_trailers = !trailers.is_empty();
+        let end_of_stream = !has_body && !has_trailers;
+        match phase {
+            Phase::Request => self.send_request_headers(ctx, headers, end_of_stream)?,
+            Phase::Response => self.send_response_headers(ctx, headers, end_of_stream)?,
+        };
+        let last = body_chunks.len();
+        for (i, chunk) in body_chunks.iter().enumerate() {
             if self.stream_state(ctx)?.ended() {
                 break;
             }
-            self.send_request_body(ctx, chunk, i + 1 == last && !has_trailers)?;
+            let end_of_stream = i + 1 == last && !has_trailers;
+            match phase {
+                Phase::Request => self.send_request_body(ctx, chunk, end_of_stream)?,
+                Phase::Response => self.send_response_body(ctx, chunk, end_of_stream)?,
+            };
         }
         if has_trailers && !self.stream_state(ctx)?.ended() {
-            self.send_request_trailers(ctx, req.trailer_map())?;
+            self.send_trailers(phase, ctx, trailers)?;
         }
-        self.await_release(ctx, Phase::Request)?;
+        self.await_release(ctx, phase)
+    }
+
+    fn drive(&mut self, ctx: u32, req: &HttpRequest) -> Result<(), HarnessError> {
+        let (headers, trailers) = (req.header_map(), req.trailer_map());
+        self.drive_phase(ctx, Phase::Request, headers, &req.body_chunks, trailers)?;
         if self.stream_state(ctx)?.ended() {
             return Ok(());
         }
         let upstream = &req.upstream_response;
-        let has_body = !upstream.body_chunks.is_empty();
-        let has_trailers = !upstream.trailers.is_empty();
-        self.send_response_headers(ctx, upstream.header_map(), !has_body && !has_trailers)?;
-        let last = upstream.body_chunks.len();
-        for (i, chunk) in upstream.body_chunks.iter().enumerate() {
-            if self.stream_state(ctx)?.ended() {
-                break;
-            }
-            self.send_response_body(ctx, chunk, i + 1 == last && !has_trailers)?;
-        }
-        if has_trailers && !self.stream_state(ctx)?.ended() {
-            self.send_response_trailers(ctx, upstream.trailer_map())?;
-        }
-        self.await_release(ctx, Phase::Response)
+        let (headers, trailers) = (upstream.header_map(), upstream.trailer_map());
+        self.drive_phase(
+            ctx,
+            Phase::Response,
+            headers,
+            &upstream.body_chunks,
+            trailers,
+        )
     }
 
     /// Sends one request through the filter's whole lifecycle, like Envoy: context creation,
@@ -890,16 +920,8 @@ pub(crate) fn outcome(mut s: StreamState) -> Result<HttpOutcome, HarnessError> {
             details,
         });
     }
-    let request_trailers = if s.request_trailers_forwarded {
-        s.request_trailers
-    } else {
-        Headers::new()
-    };
-    let response_trailers = if s.response_trailers_forwarded {
-        s.response_trailers
-    } else {
-        Headers::new()
-    };
+    let request_trailers = take_forwarded_trailers(&mut s, Phase::Request);
+    let response_trailers = take_forwarded_trailers(&mut s, Phase::Response);
     Ok(HttpOutcome::Forwarded {
         request_headers: s.request_headers,
         request_body: s.forwarded_body,

@@ -84,19 +84,13 @@ impl HttpRequest {
 
     /// Adds a header (value may be any bytes).
     pub fn header(mut self, name: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Self {
-        self.headers
-            .push((name.as_ref().to_vec(), value.as_ref().to_vec()));
+        self.headers.push(pair(name, value));
         self
     }
 
     /// Sets the body, delivered in one chunk; `content-length` is added.
     pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
-        let body = body.into();
-        self.body_chunks = if body.is_empty() {
-            Vec::new()
-        } else {
-            vec![body]
-        };
+        self.body_chunks = one_chunk(body.into());
         self.auto_content_length = true;
         self
     }
@@ -106,28 +100,6 @@ impl HttpRequest {
         self.body_chunks = chunks.into_iter().map(Into::into).collect();
         self.auto_content_length = false;
         self
-    }
-
-    /// Adds a request trailer: the stream then ends with the trailers, not with the body.
-    pub fn trailer(mut self, name: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Self {
-        self.trailers
-            .push((name.as_ref().to_vec(), value.as_ref().to_vec()));
-        self
-    }
-
-    /// Sets the request trailers (an empty list: none, the stream ends with the body).
-    pub fn trailers<N, V>(mut self, trailers: impl IntoIterator<Item = (N, V)>) -> Self
-    where
-        N: AsRef<[u8]>,
-        V: AsRef<[u8]>,
-    {
-        self.trailers = pairs(trailers);
-        self
-    }
-
-    /// The request trailer map as the filter receives it.
-    pub fn trailer_map(&self) -> Headers {
-        Headers::from_pairs(self.trailers.iter().map(|(n, v)| (n, v)))
     }
 
     /// Adds a property only this request's context sees.
@@ -195,19 +167,13 @@ impl UpstreamResponse {
 
     /// Adds a header.
     pub fn header(mut self, name: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Self {
-        self.headers
-            .push((name.as_ref().to_vec(), value.as_ref().to_vec()));
+        self.headers.push(pair(name, value));
         self
     }
 
     /// Sets the body, delivered in one chunk.
     pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
-        let body = body.into();
-        self.body_chunks = if body.is_empty() {
-            Vec::new()
-        } else {
-            vec![body]
-        };
+        self.body_chunks = one_chunk(body.into());
         self
     }
 
@@ -222,41 +188,74 @@ impl UpstreamResponse {
         self.body_chunks.concat()
     }
 
-    /// Adds a response trailer: the response then ends with the trailers.
-    pub fn trailer(mut self, name: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Self {
-        self.trailers
-            .push((name.as_ref().to_vec(), value.as_ref().to_vec()));
-        self
-    }
-
-    /// Sets the response trailers.
-    pub fn trailers<N, V>(mut self, trailers: impl IntoIterator<Item = (N, V)>) -> Self
-    where
-        N: AsRef<[u8]>,
-        V: AsRef<[u8]>,
-    {
-        self.trailers = pairs(trailers);
-        self
-    }
-
-    /// The response trailer map.
-    pub fn trailer_map(&self) -> Headers {
-        Headers::from_pairs(self.trailers.iter().map(|(n, v)| (n, v)))
-    }
-
     /// The response header map: `:status` first.
     pub fn header_map(&self) -> Headers {
         response_headers(self.status, self.headers.iter().map(|(n, v)| (n, v)))
     }
 }
 
+/// The trailer builders of [`HttpRequest`] and [`UpstreamResponse`], one definition for both
+/// (`$ty` has a `trailers` field of pairs), each method with its doc.
+macro_rules! trailer_builders {
+    ($ty:ident {
+        trailer: $trailer:literal,
+        trailers: $trailers:literal,
+        trailer_map: $map:literal $(,)?
+    }) => {
+        impl $ty {
+            #[doc = $trailer]
+            pub fn trailer(mut self, name: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Self {
+                self.trailers.push(pair(name, value));
+                self
+            }
+
+            #[doc = $trailers]
+            pub fn trailers<N, V>(mut self, trailers: impl IntoIterator<Item = (N, V)>) -> Self
+            where
+                N: AsRef<[u8]>,
+                V: AsRef<[u8]>,
+            {
+                self.trailers = pairs(trailers);
+                self
+            }
+
+            #[doc = $map]
+            pub fn trailer_map(&self) -> Headers {
+                Headers::from_pairs(self.trailers.iter().map(|(n, v)| (n, v)))
+            }
+        }
+    };
+}
+
+trailer_builders!(HttpRequest {
+    trailer: "Adds a request trailer: the stream then ends with the trailers, not with the body.",
+    trailers: "Sets the request trailers (an empty list: none, the stream ends with the body).",
+    trailer_map: "The request trailer map as the filter receives it.",
+});
+
+trailer_builders!(UpstreamResponse {
+    trailer: "Adds a response trailer: the response then ends with the trailers.",
+    trailers: "Sets the response trailers.",
+    trailer_map: "The response trailer map.",
+});
+
+/// A body set in one piece: one chunk, or none for an empty body.
+fn one_chunk(body: Vec<u8>) -> Vec<Vec<u8>> {
+    if body.is_empty() {
+        Vec::new()
+    } else {
+        vec![body]
+    }
+}
+
+fn pair(name: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> (Vec<u8>, Vec<u8>) {
+    (name.as_ref().to_vec(), value.as_ref().to_vec())
+}
+
 fn pairs<N: AsRef<[u8]>, V: AsRef<[u8]>>(
     pairs: impl IntoIterator<Item = (N, V)>,
 ) -> Vec<(Vec<u8>, Vec<u8>)> {
-    pairs
-        .into_iter()
-        .map(|(n, v)| (n.as_ref().to_vec(), v.as_ref().to_vec()))
-        .collect()
+    pairs.into_iter().map(|(n, v)| pair(n, v)).collect()
 }
 
 pub(crate) fn response_headers<N: AsRef<[u8]>, V: AsRef<[u8]>>(

@@ -3,7 +3,7 @@
 use crate::abi::Action;
 use crate::error::HarnessError;
 use crate::headers::Headers;
-use crate::lifecycle::status_of;
+use crate::lifecycle::{status_of, Phase};
 use crate::plugin::Plugin;
 use crate::request::{response_headers, HttpOutcome, HttpRequest};
 use crate::state::StreamState;
@@ -85,7 +85,7 @@ impl<'p> HttpStream<'p> {
         V: AsRef<[u8]>,
     {
         self.plugin
-            .send_request_trailers(self.ctx, Headers::from_pairs(trailers))
+            .send_trailers(Phase::Request, self.ctx, Headers::from_pairs(trailers))
     }
 
     /// Sends the upstream's response headers (`:status` is added first):
@@ -129,7 +129,7 @@ impl<'p> HttpStream<'p> {
         V: AsRef<[u8]>,
     {
         self.plugin
-            .send_response_trailers(self.ctx, Headers::from_pairs(trailers))
+            .send_trailers(Phase::Response, self.ctx, Headers::from_pairs(trailers))
     }
 
     /// The local response the filter sent, as the client got it (after the filter's response

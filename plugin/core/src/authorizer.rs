@@ -674,7 +674,7 @@ impl Authorizer {
         );
         response_headers.push(id_header.clone());
         // A dry run forwards whatever the outcome, like an allow without the policy's headers;
-        // requests that cannot be read safely (400, 413) are still refused.
+        // requests that cannot be read safely (400, 413, 415) are still refused.
         if dry_run
             && !matches!(
                 outcome,

@@ -68,33 +68,25 @@ else
   echo "mcp sdk $mcp_wanted: installed"
 fi
 
-# --- PyJWT + cryptography: the independent JOSE stack of the hostile-token corpus -------------
-corpus_requirements="$root/host-tests/corpus/requirements.txt"
-if "$venv/bin/python" - "$corpus_requirements" 2>/dev/null <<'EOF'
+# --- pinned Python packages of the tests, each set installed when any pin is missing or off -----
+pip_pins() {
+  local what="$1" requirements="$2"
+  if "$venv/bin/python" - "$requirements" 2>/dev/null <<'EOF'
 import importlib.metadata as m, sys
 pins = [l.strip().split("==") for l in open(sys.argv[1]) if "==" in l]
 sys.exit(any(m.version(name) != version for name, version in pins))
 EOF
-then
-  echo "corpus jose stack (PyJWT, cryptography): present"
-else
-  "$venv/bin/python" -m pip install --quiet -r "$corpus_requirements"
-  echo "corpus jose stack (PyJWT, cryptography): installed"
-fi
-
-# --- h2 (pure Python HTTP/2): the h2c client of the Envoy trailer tests (host-tests/h2/) ------
-h2_requirements="$root/host-tests/h2/requirements.txt"
-if "$venv/bin/python" - "$h2_requirements" 2>/dev/null <<'EOF'
-import importlib.metadata as m, sys
-pins = [l.strip().split("==") for l in open(sys.argv[1]) if "==" in l]
-sys.exit(any(m.version(name) != version for name, version in pins))
-EOF
-then
-  echo "h2 client (h2, hpack, hyperframe): present"
-else
-  "$venv/bin/python" -m pip install --quiet -r "$h2_requirements"
-  echo "h2 client (h2, hpack, hyperframe): installed"
-fi
+  then
+    echo "$what: present"
+  else
+    "$venv/bin/python" -m pip install --quiet -r "$requirements"
+    echo "$what: installed"
+  fi
+}
+# PyJWT + cryptography: the independent JOSE stack of the hostile-token corpus.
+pip_pins "corpus jose stack (PyJWT, cryptography)" "$root/host-tests/corpus/requirements.txt"
+# h2 (pure Python HTTP/2): the h2c client of the Envoy trailer tests (host-tests/h2/).
+pip_pins "h2 client (h2, hpack, hyperframe)" "$root/host-tests/h2/requirements.txt"
 
 # --- wasm-bindgen-cli, at exactly the version of the wasm-bindgen crate in Cargo.lock ----------
 bindgen_version="$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/"/, "", $3); print $3}' "$root/Cargo.lock")"

@@ -38,14 +38,14 @@ fn main() {
     })
     .unwrap();
     let http = input(
-        r#"{"identity": {"issuer": "spiffe://demo.bridle.dev", "spiffe": {"id": "spiffe://demo.bridle.dev/agent/research-bot", "trust_domain": "demo.bridle.dev", "path": "/agent/research-bot"}},
+        r#"{"identity": {"issuer": "spiffe://demo.bridle.dev", "profile": "jwt-svid", "spiffe": {"id": "spiffe://demo.bridle.dev/agent/research-bot", "trust_domain": "demo.bridle.dev", "path": "/agent/research-bot"}},
             "request": {"method": "GET", "path": "/api/reports/q3", "segments": ["api", "reports", "q3"], "headers": {"accept": "*/*"}, "query": {}},
             "environment": {"name": "prod"}, "connection": {},
             "intent": {"protocol": "http", "action": "read"},
             "delegation": {"depth": 0, "chain": []}}"#,
     );
     let mcp = input(
-        r#"{"identity": {"issuer": "spiffe://demo.bridle.dev", "spiffe": {"id": "spiffe://demo.bridle.dev/agent/research-bot", "trust_domain": "demo.bridle.dev", "path": "/agent/research-bot"}},
+        r#"{"identity": {"issuer": "spiffe://demo.bridle.dev", "profile": "jwt-svid", "spiffe": {"id": "spiffe://demo.bridle.dev/agent/research-bot", "trust_domain": "demo.bridle.dev", "path": "/agent/research-bot"}},
             "request": {"method": "POST", "path": "/mcp", "segments": ["mcp"], "headers": {"content-type": "application/json"}, "query": {}},
             "environment": {"name": "prod"}, "connection": {},
             "intent": {"protocol": "mcp", "action": "read", "rpc_method": "tools/call", "tool": "read_report", "data_class": "internal", "arguments": {"id": "q3"}},

@@ -21,6 +21,16 @@ struct Pending {
     buffered: usize,
 }
 
+impl Pending {
+    fn new(view: RequestView, limit: usize) -> Self {
+        Self {
+            view,
+            limit,
+            buffered: 0,
+        }
+    }
+}
+
 pub struct BridleFilter {
     authorizer: Option<Rc<RefCell<Authorizer>>>,
     metrics: Rc<Metrics>,
@@ -249,11 +259,7 @@ impl HttpContext for BridleFilter {
                 if declared.is_some_and(|length| length > limit) {
                     self.with_host(|a, h| a.refuse_oversized(&view, limit, h))
                 } else if host == HostKind::Envoy {
-                    self.pending = Some(Pending {
-                        view,
-                        limit,
-                        buffered: 0,
-                    });
+                    self.pending = Some(Pending::new(view, limit));
                     return Action::Pause;
                 } else {
                     // ngx_wasm_module never delivers a body to a filter that holds the
@@ -264,11 +270,7 @@ impl HttpContext for BridleFilter {
                     let chunked = self.get_http_request_header("transfer-encoding").is_some();
                     match capabilities::nginx_body(length.as_deref(), chunked) {
                         NginxBody::Coming => {
-                            self.pending = Some(Pending {
-                        view,
-                        limit,
-                        buffered: 0,
-                    });
+                            self.pending = Some(Pending::new(view, limit));
                             return Action::Continue;
                         }
                         NginxBody::None => {

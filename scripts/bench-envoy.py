@@ -70,7 +70,7 @@ def plugin_config(jwk, variant="agents"):
     policy = ROOT / "policies/agents"
     public = public_jwk(jwk)
     config = {
-        "issuers": [{"issuer": "spiffe://demo.bridle.dev", "profile": "jwt-svid", "audiences": ["bridle-gateway"],
+        "issuers": [{"issuer": "spiffe://demo.bridle.dev", "profile": "jwt-svid", "trust_domain": "demo.bridle.dev", "audiences": ["bridle-gateway"],
                      "algorithms": ["ES256"], "jwks": {"keys": [public]}}],
         "policy": {"entrypoint": "data.bridle.agents.decision",
                    "modules": [{"name": "agents.rego", "source": (policy / "agents.rego").read_text()}],

@@ -16,22 +16,25 @@ wasm=target/wasm32-wasip1/release/bridle.wasm
 # Binaryen comes from npm, pinned by scripts/binaryen/package-lock.json. The features enabled are
 # those rustc's wasm32-wasip1 target already emits, so wasm-opt introduces none a host may lack.
 # `--converge` repeats the same -O3 passes until the module stops shrinking: ~1 KB less (what
-# the fail-open fixes needed to stay under the gate) for ~45 s more per rustc output; no other
-# pass is added. (`--merge-similar-functions` would save 17 KB; its effect on decision time is
-# not yet measured, see BENCHMARKS.md.)
+# the fail-open fixes needed to stay under the gate) for ~45 s more per rustc output.
+# `--merge-similar-functions` (functions that differ only in constants become one with a
+# parameter) saves ~8 KB more, what the trust-domain and delegated-credential checks needed;
+# decision times with and without it are within noise (BENCHMARKS.md, "Seventh session").
 tools=scripts/binaryen
 wasm_opt=$tools/node_modules/.bin/wasm-opt
 if [ ! -x "$wasm_opt" ]; then
   npm ci --prefix "$tools" --no-audit --no-fund --loglevel=error
 fi
 # cargo re-links rustc's output over $wasm on every build, even a fresh one: optimize once per
-# rustc output and reuse the result.
+# rustc output (and set of passes) and reuse the result.
+passes=(-O3 --merge-similar-functions --converge)
+features=(--enable-bulk-memory --enable-bulk-memory-opt --enable-sign-ext
+  --enable-nontrapping-float-to-int --enable-mutable-globals --enable-multivalue
+  --enable-reference-types)
 cache=target/wasm32-wasip1/release/bridle.wasm-opt
-input=$(sha256sum <"$wasm")
+input="$(sha256sum <"$wasm") ${passes[*]}"
 if [ ! -f "$cache.wasm" ] || [ "$input" != "$(cat "$cache.input" 2>/dev/null || true)" ]; then
-  "$wasm_opt" -O3 --converge --enable-bulk-memory --enable-bulk-memory-opt --enable-sign-ext \
-    --enable-nontrapping-float-to-int --enable-mutable-globals --enable-multivalue \
-    --enable-reference-types "$wasm" -o "$cache.wasm"
+  "$wasm_opt" "${passes[@]}" "${features[@]}" "$wasm" -o "$cache.wasm"
   echo "$input" >"$cache.input"
 fi
 # $wasm is a hard link to cargo's own copy, which must stay rustc's output: replace, not overwrite.

@@ -61,7 +61,7 @@ class Tokens:
 
 def plugin_config(tokens):
     return {
-        "issuers": [{"issuer": ISS, "profile": "jwt-svid", "audiences": [AUD], "algorithms": ["ES256"],
+        "issuers": [{"issuer": ISS, "profile": "jwt-svid", "trust_domain": "soak.bridle.test", "audiences": [AUD], "algorithms": ["ES256"],
                      "jwks": {"keys": [tokens.jwk]}}],
         "routes": [{"name": "mcp", "path": "/mcp", "methods": ["POST"], "protocol": "mcp"}],
         "mcp": {"max_body_bytes": 8192, "tools": {"search": {"action": "read", "data_class": "public"},

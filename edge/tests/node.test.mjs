@@ -64,7 +64,27 @@ test("a bad configuration throws an Error naming the field", () => {
   assert.throws(() => new Authorizer("{"), Error);
   const hostVerified = agentsConfig(issuer);
   hostVerified.identity = { host_verification: { payload_header: "x-jwt-payload", proof_property: ["metadata", "filter_metadata", "envoy.filters.http.jwt_authn"] } };
-  assert.throws(() => new Authorizer(hostVerified), (err) => /^identity\.host_verification: edge runtimes/.test(err.message));
+  assert.throws(() => new Authorizer(hostVerified), (err) => /field `identity\.host_verification` needs .*this host \(edge runtimes and browsers\)/.test(err.message));
+});
+
+test("configuration this build has no code for is refused at load, naming the field and the host", () => {
+  // Nothing runs between requests in a worker or a page: a bundle would never arrive (503
+  // forever), a feed would go stale (503 after max_staleness_seconds), events would never leave.
+  const bundleKey = { kty: "EC", crv: "P-256", kid: "b1", x: issuer.jwk.x, y: issuer.jwk.y };
+  const cases = [
+    ["bundle", { bundle: { cluster: "control", path: "/bundle.tar.gz", keys: { keys: [bundleKey] } } }],
+    ["revocation.feed", { revocation: { feed: { cluster: "control", path: "/revocations" } } }],
+    ["audit.collector", { audit: { collector: { cluster: "audit", path: "/events" } } }],
+    ["audit.filter_state", { audit: { filter_state: true } }],
+  ];
+  for (const [field, block] of cases) {
+    const config = { ...agentsConfig(issuer), ...block };
+    assert.throws(
+      () => new Authorizer(config),
+      (err) => err instanceof Error && err.message.includes(`field \`${field}\` needs`) && err.message.includes("edge runtimes and browsers"),
+      field,
+    );
+  }
 });
 
 test("MCP bodies are read and judged; oversized ones are 413", async () => {

@@ -87,7 +87,7 @@ export async function badCredentials(issuer, sub) {
 export function agentsConfig(issuer, environment = "prod", extra = {}) {
   const policyDir = join(root, "policies", "agents");
   return {
-    issuers: [{ issuer: issuer.iss, profile: "jwt-svid", audiences: ["bridle-gateway"], algorithms: [issuer.alg ?? "ES256"], jwks: { keys: [issuer.jwk] } }],
+    issuers: [{ issuer: issuer.iss, profile: "jwt-svid", trust_domain: "demo.bridle.dev", audiences: ["bridle-gateway"], algorithms: [issuer.alg ?? "ES256"], jwks: { keys: [issuer.jwk] } }],
     policy: {
       entrypoint: "data.bridle.agents.decision",
       modules: [{ name: "agents.rego", source: readFileSync(join(policyDir, "agents.rego"), "utf8") }],

@@ -23,7 +23,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
 AUDIENCE = "bridle-gateway"
-AGENT = "spiffe://corpus.bridle.test/agent/corpus-bot"
+TRUST_DOMAIN = "corpus.bridle.test"
+AGENT = f"spiffe://{TRUST_DOMAIN}/agent/corpus-bot"
 HOST = "corpus.internal"
 APPROVE_PATH = "/approve"
 NOW = int(time.time())
@@ -91,9 +92,14 @@ def family(alg: str) -> str:
 
 
 class Issuer:
-    def __init__(self, iss: str, profile: str, alg: str, key: Key, kid: str = "k1"):
+    def __init__(self, iss: str, profile: str, alg: str, key: Key, kid: str = "k1", **settings):
+        """`settings`: more fields of its configuration entry (`spiffe_subjects`, ...)."""
         self.iss, self.profile, self.alg, self.key, self.kid = iss, profile, alg, key, kid
         self.extra_keys = []
+        self.settings = settings
+        # An issuer that asserts SPIFFE IDs signs for one trust domain: the agent's.
+        if profile == "jwt-svid" or settings.get("spiffe_subjects"):
+            self.settings.setdefault("trust_domain", TRUST_DOMAIN)
 
     def entry(self) -> dict:
         keys = [self.key.jwk(self.kid, self.alg)] + [k.jwk(kid, self.alg) for kid, k in self.extra_keys]
@@ -103,6 +109,7 @@ class Issuer:
             "audiences": [AUDIENCE],
             "algorithms": [self.alg],
             "jwks": {"keys": keys},
+            **self.settings,
         }
 
     def claims(self, **overrides) -> dict:
@@ -190,6 +197,13 @@ def main(out: str) -> None:
     multi = Issuer("https://multi.corpus.test", "jwt-svid", "ES256", Key("P-256"), kid="a")
     multi.extra_keys.append(("b", Key("P-256")))
     workload.append(multi)
+    # A token-exchange service (RFC 8693): its credentials for a user name the agent acting for
+    # her in `act`, and it may assert the agent's SPIFFE ID.
+    sts = Issuer("https://sts.corpus.test", "access-token", "ES256", Key("P-256"), kid="sts", spiffe_subjects=True)
+    workload.append(sts)
+    # Its tokens may live five minutes at most (`exp` - `iat`), so each must say when it was issued.
+    short = Issuer("https://short-lived.corpus.test", "oidc", "ES384", Key("P-384"), kid="short", max_lifetime_seconds=300)
+    workload.append(short)
     by_iss = {i.iss: i for i in workload}
     svid = by_iss["https://svid-es256.corpus.test"]
     svid_rsa = by_iss["https://svid-rs256.corpus.test"]
@@ -301,6 +315,45 @@ def main(out: str) -> None:
     refuse("sub/not-spiffe", svid.mint(svid.claims(sub="research-bot")), "not_spiffe")
     refuse("sub/missing-svid", svid.mint(svid.claims(sub=DROP)), "not_spiffe")
     refuse("sub/spiffe-traversal", svid.mint(svid.claims(sub="spiffe://corpus.bridle.test/agent/../admin")), "not_spiffe")
+
+    # --- trust domains: an issuer asserts SPIFFE IDs of its own trust domain only ------------
+    other_domain = "spiffe://other.corpus.test/agent/corpus-bot"
+    lookalike = f"spiffe://{TRUST_DOMAIN}.evil.example/agent/corpus-bot"
+    refuse("trust-domain/svid-sub-other-domain", svid.mint(svid.claims(sub=other_domain)), "trust_domain")
+    refuse("trust-domain/svid-sub-lookalike", svid.mint(svid.claims(sub=lookalike)), "trust_domain")
+    refuse("trust-domain/svid-rs256-sub-other-domain", svid_rsa.mint(svid_rsa.claims(sub=other_domain)), "trust_domain")
+    refuse("trust-domain/sts-sub-other-domain", sts.mint(sts.claims(sub=other_domain)), "trust_domain")
+
+    # --- delegated credentials (RFC 8693): the caller is the current actor, `act.sub` ---------
+    accept("delegated/sts-act-agent", sts.mint(sts.claims(sub="user:alice", act={"sub": AGENT})))
+    accept("delegated/sts-act-agent-may-act", sts.mint(sts.claims(sub="user:alice", act={"sub": AGENT}, may_act={"sub": AGENT})))
+    # An issuer that asserts no SPIFFE IDs: its actor is a name like any subject.
+    accept("delegated/oidc-act-agent", oidc.mint(oidc.claims(sub="user:alice", act={"sub": AGENT})))
+    accept("delegated/oidc-act-name", oidc.mint(oidc.claims(sub="user:alice", act={"sub": "research-assistant"})))
+    refuse("delegated/sts-actor-other-domain", sts.mint(sts.claims(sub="user:alice", act={"sub": other_domain})), "trust_domain")
+    refuse("delegated/sts-actor-lookalike", sts.mint(sts.claims(sub="user:alice", act={"sub": lookalike})), "trust_domain")
+    refuse("delegated/svid-actor-other-domain", svid.mint(svid.claims(act={"sub": other_domain})), "trust_domain")
+    # A name that claims the `spiffe` scheme but does not parse is refused, never read as a
+    # plain name (which would skip the trust-domain check); a JWT-SVID's actor is a SPIFFE ID.
+    for label, actor in [
+        ("upper-case-domain", "spiffe://OTHER.corpus.test/agent/corpus-bot"),
+        ("trailing-slash", f"spiffe://{TRUST_DOMAIN}/agent/corpus-bot/"),
+        ("dot-segment", f"spiffe://{TRUST_DOMAIN}/agent/../corpus-bot"),
+        ("upper-case-scheme", f"SPIFFE://{TRUST_DOMAIN}/agent/corpus-bot"),
+        ("percent-encoded", f"spiffe://{TRUST_DOMAIN}/agent/%41"),
+    ]:
+        refuse(f"delegated/sts-actor-unparsable-{label}", sts.mint(sts.claims(sub="user:alice", act={"sub": actor})), "not_spiffe")
+    refuse("delegated/sts-sub-unparsable", sts.mint(sts.claims(sub="Spiffe:other.corpus.test")), "not_spiffe")
+    refuse("delegated/svid-actor-plain-name", svid.mint(svid.claims(act={"sub": "corpus-bot"})), "not_spiffe")
+
+    # --- per-issuer lifetime: `max_lifetime_seconds: 300` on the short-lived issuer -----------
+    accept("lifetime/within-issuer-max", short.mint(short.claims(iat=NOW - 60, exp=NOW + 200)))
+    accept("lifetime/at-issuer-max", short.mint(short.claims(iat=NOW - 60, exp=NOW + 240)))
+    refuse("lifetime/over-issuer-max", short.mint(short.claims(iat=NOW - 61, exp=NOW + 240)), "standing")
+    refuse("lifetime/over-issuer-max-day", short.mint(short.claims(exp=NOW + 86400)), "standing")
+    refuse("lifetime/no-iat", short.mint(short.claims(iat=DROP)), "missing_iat")
+    # Another issuer without the setting: a long-lived token is its own business.
+    accept("lifetime/other-issuer-unbounded", oidc.mint(oidc.claims(exp=NOW + 86400)))
 
     # --- tampering and foreign signatures ------------------------------------------------------
     good = svid.mint()

@@ -2,8 +2,6 @@
 //! tarfile, gzip and PyJWT), so the plugin's bundle reader meets an archive it did not write.
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::process::{Command, Stdio};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -94,29 +92,10 @@ impl BundleSpec {
         if let (Some(iat), Some(spec)) = (self.issued_at, spec.as_object_mut()) {
             spec.insert("iat".to_owned(), json!(iat));
         }
-        let python = paths::repo_root().join(".venv/bin/python");
-        let script = paths::repo_root().join("host-tests/bundles/make_bundle.py");
-        let mut child = Command::new(&python)
-            .arg(&script)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .context(|| format!("{} (run scripts/setup.sh)", python.display()))?;
-        if let Some(mut stdin) = child.stdin.take() {
-            stdin
-                .write_all(spec.to_string().as_bytes())
-                .context(|| "writing the bundle spec".into())?;
-        }
-        let output = child
-            .wait_with_output()
-            .context(|| "building a bundle".into())?;
-        if !output.status.success() {
-            return Err(Error::Missing(format!(
-                "make_bundle.py failed: {}",
-                String::from_utf8_lossy(&output.stderr)
-            )));
-        }
-        Ok(output.stdout)
+        paths::run_venv_script(
+            "host-tests/bundles/make_bundle.py",
+            &[],
+            spec.to_string().as_bytes(),
+        )
     }
 }

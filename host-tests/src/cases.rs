@@ -244,10 +244,7 @@ pub fn load(policy: &bridle_policies::ShippedPolicy, cases_dir: &Path) -> Result
 
     // The OIDC issuer's SPIFFE subjects reach the policy, so that the policy's own check of
     // issuer and profile is what the cases exercise.
-    let mut oidc_entry = crate::config::issuer_entry(&oidc)?;
-    if let Some(entry) = oidc_entry.as_object_mut() {
-        entry.insert("spiffe_subjects".to_owned(), json!(true));
-    }
+    let oidc_entry = crate::config::spiffe_subjects_entry(&oidc)?;
     let mut configs = BTreeMap::new();
     for (key, environment) in environments {
         let config = ConfigBuilder::with_policy(policy.config_block()?)

@@ -7,15 +7,29 @@ use serde_json::{json, Map, Value};
 use crate::tokens::TestIssuer;
 use crate::Error;
 
-/// The `issuers[]` entry that trusts `issuer`.
+/// The `issuers[]` entry that trusts `issuer` (a JWT-SVID issuer for its trust domain).
 pub fn issuer_entry(issuer: &TestIssuer) -> Result<Value, Error> {
-    Ok(json!({
-        "issuer": issuer.iss,
-        "profile": issuer.profile,
-        "audiences": issuer.audiences,
-        "algorithms": [issuer.alg.name()],
-        "jwks": {"keys": [issuer.jwk()?]},
-    }))
+    let mut entry = Map::new();
+    entry.insert("issuer".into(), json!(issuer.iss));
+    entry.insert("profile".into(), json!(issuer.profile));
+    entry.insert("audiences".into(), json!(issuer.audiences));
+    entry.insert("algorithms".into(), json!([issuer.alg.name()]));
+    entry.insert("jwks".into(), json!({"keys": [issuer.jwk()?]}));
+    if issuer.profile == "jwt-svid" {
+        entry.insert("trust_domain".into(), json!(issuer.trust_domain));
+    }
+    Ok(Value::Object(entry))
+}
+
+/// The entry of a non-JWT-SVID issuer allowed to assert SPIFFE IDs of its trust domain
+/// (`spiffe_subjects`).
+pub fn spiffe_subjects_entry(issuer: &TestIssuer) -> Result<Value, Error> {
+    let mut entry = issuer_entry(issuer)?;
+    if let Some(fields) = entry.as_object_mut() {
+        fields.insert("spiffe_subjects".into(), json!(true));
+        fields.insert("trust_domain".into(), json!(issuer.trust_domain));
+    }
+    Ok(entry)
 }
 
 /// The `policy` block of the shipped agent policy (`policies/agents/`).

@@ -7,7 +7,7 @@
 //! keeps the directory.
 
 use std::fs::File;
-use std::io::{BufReader, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::http1::{self, Framing};
+use crate::tls::DownstreamTls;
 use crate::upstream::Upstream;
 use crate::{paths, Error, IoContext};
 
@@ -54,6 +55,9 @@ pub struct EnvoyOptions {
     /// in the chunked body, response trailers from the upstream reach the caller). Envoy drops
     /// them by default; the shipped template leaves that default. Default off.
     pub upstream_http1_trailers: bool,
+    /// Test-only: the `bridle` listener speaks TLS (e.g. requiring client certificates, whose
+    /// URI SAN Envoy reports as `connection.uri_san_peer_certificate`); plain TCP by default.
+    pub downstream_tls: Option<DownstreamTls>,
 }
 
 impl EnvoyOptions {
@@ -74,6 +78,7 @@ impl EnvoyOptions {
             log_level: std::env::var("BRIDLE_ENVOY_LOG_LEVEL").unwrap_or_else(|_| "warn".into()),
             ready_timeout: Duration::from_secs(ready_secs),
             upstream_http1_trailers: false,
+            downstream_tls: None,
         }
     }
 
@@ -86,12 +91,14 @@ impl EnvoyOptions {
 
     /// The Envoy configuration text.
     pub fn render(&self) -> Result<String, Error> {
-        let text = self.render_template()?;
+        let mut text = self.render_template()?;
         if self.upstream_http1_trailers {
-            with_upstream_http1_trailers(&text)
-        } else {
-            Ok(text)
+            text = with_upstream_http1_trailers(&text)?;
         }
+        if let Some(tls) = &self.downstream_tls {
+            text = with_downstream_tls(&text, tls)?;
+        }
+        Ok(text)
     }
 
     fn render_template(&self) -> Result<String, Error> {
@@ -138,19 +145,25 @@ impl EnvoyOptions {
     }
 }
 
+/// The entry of `static_resources.<list>` named `name` in a rendered configuration.
+fn static_resource<'a>(
+    config: &'a mut serde_yaml::Value,
+    list: &str,
+    name: &str,
+) -> Option<&'a mut serde_yaml::Value> {
+    config
+        .get_mut("static_resources")?
+        .get_mut(list)?
+        .as_sequence_mut()?
+        .iter_mut()
+        .find(|entry| entry.get("name").and_then(serde_yaml::Value::as_str) == Some(name))
+}
+
 /// The rendered configuration `text` with HTTP/1 trailers enabled on the `upstream` cluster
 /// (`explicit_http_config.http_protocol_options.enable_trailers`), re-emitted as YAML.
 fn with_upstream_http1_trailers(text: &str) -> Result<String, Error> {
     let mut config: serde_yaml::Value = serde_yaml::from_str(text)?;
-    let cluster = config
-        .get_mut("static_resources")
-        .and_then(|r| r.get_mut("clusters"))
-        .and_then(serde_yaml::Value::as_sequence_mut)
-        .and_then(|clusters| {
-            clusters
-                .iter_mut()
-                .find(|c| c.get("name").and_then(serde_yaml::Value::as_str) == Some("upstream"))
-        })
+    let cluster = static_resource(&mut config, "clusters", "upstream")
         .and_then(serde_yaml::Value::as_mapping_mut)
         .ok_or_else(|| Error::Missing("the template has no `upstream` cluster".into()))?;
     let options = serde_json::json!({
@@ -162,6 +175,21 @@ fn with_upstream_http1_trailers(text: &str) -> Result<String, Error> {
     cluster.insert(
         "typed_extension_protocol_options".into(),
         serde_yaml::to_value(options)?,
+    );
+    Ok(serde_yaml::to_string(&config)?)
+}
+
+/// The rendered configuration `text` with `tls` as the transport socket of the `bridle`
+/// listener's filter chain, re-emitted as YAML.
+fn with_downstream_tls(text: &str, tls: &DownstreamTls) -> Result<String, Error> {
+    let mut config: serde_yaml::Value = serde_yaml::from_str(text)?;
+    let chain = static_resource(&mut config, "listeners", "bridle")
+        .and_then(|listener| listener.get_mut("filter_chains")?.get_mut(0))
+        .and_then(serde_yaml::Value::as_mapping_mut)
+        .ok_or_else(|| Error::Missing("the template has no `bridle` filter chain".into()))?;
+    chain.insert(
+        "transport_socket".into(),
+        serde_yaml::to_value(tls.transport_socket())?,
     );
     Ok(serde_yaml::to_string(&config)?)
 }
@@ -226,9 +254,10 @@ pub fn render(template: &str, values: &[(&str, String)]) -> Result<String, Error
 
 static NEXT_DIR: AtomicU64 = AtomicU64::new(0);
 
-fn fresh_dir() -> Result<PathBuf, Error> {
+/// A new empty directory `<prefix>-<pid>-<n>` under the system temp dir.
+pub(crate) fn fresh_dir(prefix: &str) -> Result<PathBuf, Error> {
     let n = NEXT_DIR.fetch_add(1, Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("bridle-envoy-{}-{n}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("{prefix}-{}-{n}", std::process::id()));
     if dir.exists() {
         std::fs::remove_dir_all(&dir).context(|| format!("clearing {}", dir.display()))?;
     }
@@ -280,7 +309,7 @@ pub fn validate_file(config: &Path) -> Result<(), Error> {
 
 /// Renders `options` into a fresh directory and validates the result; returns the file.
 pub fn validate(options: &EnvoyOptions) -> Result<PathBuf, Error> {
-    let dir = fresh_dir()?;
+    let dir = fresh_dir("bridle-envoy")?;
     let path = dir.join("envoy.yaml");
     std::fs::write(&path, options.render()?).context(|| format!("writing {}", path.display()))?;
     validate_file(&path)?;
@@ -309,7 +338,7 @@ impl Envoy {
     /// the plugin refused its configuration), the error carries the end of its log.
     pub fn start_with(options: &EnvoyOptions) -> Result<Self, Error> {
         let envoy = paths::envoy()?;
-        let dir = fresh_dir()?;
+        let dir = fresh_dir("bridle-envoy")?;
         let mut options = options.clone();
         let access_log = options
             .access_log
@@ -558,7 +587,8 @@ impl Request {
             .body(body.to_string())
     }
 
-    fn wire(&self) -> Vec<u8> {
+    /// The request's bytes on the wire.
+    pub(crate) fn wire(&self) -> Vec<u8> {
         let mut head = format!("{} {} HTTP/1.1\r\n", self.method, self.target);
         let has = |name: &str| http1::header(&self.headers, name).is_some();
         if !has("host") {
@@ -653,7 +683,8 @@ pub fn send_to(port: u16, request: &Request) -> Result<Response, Error> {
     read_response(stream, &request.method)
 }
 
-fn read_response(stream: TcpStream, method: &str) -> Result<Response, Error> {
+/// Reads one response to a `method` request from `stream`.
+pub(crate) fn read_response(stream: impl Read, method: &str) -> Result<Response, Error> {
     let mut reader = BufReader::new(stream);
     let head = http1::read_head(&mut reader)?
         .ok_or_else(|| Error::Http("connection closed before a response".into()))?;
@@ -742,6 +773,40 @@ mod tests {
             Some(true)
         );
         // Without it, the same document: the plugin configuration included.
+        assert_eq!(yaml, plain);
+    }
+
+    #[test]
+    fn downstream_tls_is_the_bridle_listener_transport_socket_only() {
+        let mut options = EnvoyOptions::new(hostile_config(), 4242);
+        options.wasm = Some(PathBuf::from("/x.wasm"));
+        let plain: serde_yaml::Value = serde_yaml::from_str(&options.render().unwrap()).unwrap();
+        options.downstream_tls = Some(DownstreamTls {
+            cert_chain: PathBuf::from("/pki/server.pem"),
+            private_key: PathBuf::from("/pki/server.key"),
+            client_ca: PathBuf::from("/pki/ca.pem"),
+            require_client_certificate: true,
+        });
+        let mut yaml: serde_yaml::Value = serde_yaml::from_str(&options.render().unwrap()).unwrap();
+        let chain = yaml["static_resources"]["listeners"][0]["filter_chains"][0]
+            .as_mapping_mut()
+            .unwrap();
+        let socket = chain.remove("transport_socket").unwrap();
+        let context = &socket["typed_config"];
+        assert_eq!(
+            context["@type"].as_str(),
+            Some("type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext")
+        );
+        assert_eq!(context["require_client_certificate"].as_bool(), Some(true));
+        let common = &context["common_tls_context"];
+        assert_eq!(
+            common["validation_context"]["trusted_ca"]["filename"].as_str(),
+            Some("/pki/ca.pem")
+        );
+        assert_eq!(
+            common["tls_certificates"][0]["private_key"]["filename"].as_str(),
+            Some("/pki/server.key")
+        );
         assert_eq!(yaml, plain);
     }
 

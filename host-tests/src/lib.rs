@@ -13,6 +13,8 @@ pub mod fixtures;
 mod http1;
 pub mod jsonschema;
 pub mod paths;
+pub mod peer_binding;
+pub mod tls;
 pub mod tokens;
 pub mod upstream;
 
@@ -52,6 +54,14 @@ pub enum Error {
     Yaml(#[from] serde_yaml::Error),
     #[error("token: {0}")]
     Token(String),
+    /// A helper script under `.venv/bin/python` exited with an error.
+    #[error("{script} {what} failed ({status}): {stderr}")]
+    Script {
+        script: String,
+        what: String,
+        status: String,
+        stderr: String,
+    },
 }
 
 impl Error {

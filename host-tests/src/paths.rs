@@ -1,8 +1,10 @@
 //! Where the repository's artifacts and tools are.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
-use crate::Error;
+use crate::{Error, IoContext};
 
 /// The repository root (the workspace this crate belongs to).
 pub fn repo_root() -> PathBuf {
@@ -76,4 +78,35 @@ pub fn envoy_dir() -> PathBuf {
 /// The demo-only issuer key (`envoy/demo/demo-issuer.jwk.json`).
 pub fn demo_issuer_key() -> PathBuf {
     envoy_dir().join("demo/demo-issuer.jwk.json")
+}
+
+/// Runs the repository script `script` (a path from the root) under the project venv's Python
+/// with `args` and `input` on stdin: its stdout, or an error carrying its stderr.
+pub fn run_venv_script(script: &str, args: &[&str], input: &[u8]) -> Result<Vec<u8>, Error> {
+    let python = repo_root().join(".venv/bin/python");
+    let mut child = Command::new(&python)
+        .arg(repo_root().join(script))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context(|| format!("{} (run scripts/setup.sh)", python.display()))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(input)
+            .context(|| format!("writing to {script}"))?;
+    }
+    let output = child
+        .wait_with_output()
+        .context(|| format!("running {script}"))?;
+    if output.status.success() {
+        return Ok(output.stdout);
+    }
+    Err(Error::Script {
+        script: script.to_owned(),
+        what: args.first().copied().unwrap_or_default().to_owned(),
+        status: output.status.to_string(),
+        stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+    })
 }

@@ -197,7 +197,18 @@ pub struct TestIssuer {
     pub profile: String,
     /// Audiences the plugin accepts for this issuer; tokens carry the first by default.
     pub audiences: Vec<String>,
+    /// The SPIFFE trust domain its entry names where it asserts SPIFFE IDs: that of a
+    /// `spiffe://` issuer name, else the demo's.
+    pub trust_domain: String,
     key: Key,
+}
+
+/// The trust domain of a `spiffe://` issuer name; the demo's for any other.
+fn trust_domain_of(iss: &str) -> String {
+    iss.strip_prefix("spiffe://")
+        .map(|rest| rest.split('/').next().unwrap_or_default())
+        .unwrap_or("demo.bridle.dev")
+        .to_owned()
 }
 
 impl std::fmt::Debug for TestIssuer {
@@ -225,6 +236,7 @@ impl TestIssuer {
             alg,
             profile: "jwt-svid".to_owned(),
             audiences: vec![GATEWAY_AUDIENCE.to_owned()],
+            trust_domain: trust_domain_of(iss),
             key: Key::generate(alg, kid)?,
         })
     }
@@ -241,6 +253,13 @@ impl TestIssuer {
     pub fn with_profile(self, profile: &str) -> Self {
         Self {
             profile: profile.to_owned(),
+            ..self
+        }
+    }
+
+    pub fn with_trust_domain(self, trust_domain: &str) -> Self {
+        Self {
+            trust_domain: trust_domain.to_owned(),
             ..self
         }
     }
@@ -276,6 +295,7 @@ impl TestIssuer {
             alg: Alg::Es256,
             profile: "jwt-svid".to_owned(),
             audiences: vec![GATEWAY_AUDIENCE.to_owned()],
+            trust_domain: trust_domain_of(iss),
             key: Key::Es256(key),
         };
         // A file whose public half does not match its private half is a broken fixture.
@@ -295,6 +315,7 @@ impl TestIssuer {
             alg: self.alg,
             profile: self.profile.clone(),
             audiences: self.audiences.clone(),
+            trust_domain: self.trust_domain.clone(),
             key: Key::generate(self.alg, &self.kid)?,
         })
     }

@@ -89,3 +89,15 @@ fn a_policy_that_does_not_compile_stops_envoy() {
     config["policy"]["modules"][0]["source"] = json!("package bridle.agents\n\ndecision := {");
     assert_refused_at_start(&config, "policy");
 }
+
+#[test]
+fn an_audit_collector_that_could_never_export_stops_envoy() {
+    // `flush_ms: 0` became `set_tick_period(0)`, which in Envoy creates no timer: audit export,
+    // bundle polling and feed polling all stopped without a word. `batch_size: 0` sent nothing.
+    for (field, value) in [("flush_ms", json!(0)), ("batch_size", json!(0))] {
+        let mut config = good_config();
+        config["audit"] =
+            json!({"collector": {"cluster": "audit", "path": "/events", field: value}});
+        assert_refused_at_start(&config, &format!("audit.collector.{field}"));
+    }
+}

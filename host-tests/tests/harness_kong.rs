@@ -346,6 +346,7 @@ fn settings_kong_cannot_honour_refuse_requests_with_the_field_named() {
             reasons(&outcome)
         );
         assert!(plugin.log_contains(field));
+        assert_audited(&plugin, &outcome);
         assert!(!plugin.is_failed(), "{field}: the VM trapped");
         assert_eq!(plugin.metric("bridle.decisions.unavailable"), Some(1));
 
@@ -359,6 +360,24 @@ fn settings_kong_cannot_honour_refuse_requests_with_the_field_named() {
     // Without them the same policy forwards on Kong.
     let outcome = kong(&allow_all(&issuer).build()).request(&request).unwrap();
     assert!(outcome.is_forwarded(), "{}", outcome.body_text());
+}
+
+/// A refusal the adapter makes itself still has a decision id, in its body and header, and
+/// an audit event under that id.
+fn assert_audited(plugin: &Plugin, outcome: &HttpOutcome) {
+    let id = outcome.body_json()["decision_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(!id.is_empty(), "no decision id: {}", outcome.body_text());
+    assert_eq!(
+        outcome.header("x-bridle-decision-id").as_deref(),
+        Some(id.as_str())
+    );
+    assert!(
+        plugin.log_contains(&format!("\"decision_id\":\"{id}\"")),
+        "no audit event for {id}"
+    );
 }
 
 fn mcp_config() -> Value {
@@ -400,6 +419,7 @@ fn mcp_bodies_are_decided_in_the_body_step_on_kong() {
         .unwrap();
     assert_eq!(chunked.status(), 411, "{}", chunked.body_text());
     assert_eq!(chunked.body_json()["error"], "length_required");
+    assert_audited(&plugin, &chunked);
 
     // Declared empty: decided at once, on the empty body.
     let empty = plugin

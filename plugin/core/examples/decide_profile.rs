@@ -104,7 +104,7 @@ fn main() {
             continue;
         }
         let config = json!({
-            "issuers": [{"issuer": "spiffe://demo.bridle.dev", "profile": "jwt-svid",
+            "issuers": [{"issuer": "spiffe://demo.bridle.dev", "profile": "jwt-svid", "trust_domain": "demo.bridle.dev",
                          "audiences": ["bridle-gateway"], "algorithms": ["ES256"],
                          "jwks": {"keys": [jwk]}}],
             "policy": policy,

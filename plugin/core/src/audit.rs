@@ -6,6 +6,7 @@ use std::rc::Rc;
 use serde::Serialize;
 
 use crate::decision::Outcome;
+use crate::error::{check_endpoint, check_range, ConfigError};
 
 /// A string every decision repeats (who acted, which policy): shared, not copied per event.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -72,8 +73,12 @@ pub struct AuditEvent {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AgentRef {
     pub issuer: Shared,
+    /// The caller: a delegated credential's current actor, else its subject.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subject: Option<Shared>,
+    /// Whom a delegated credential's caller acts for (its `sub`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub principal: Option<Shared>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub spiffe_id: Option<Shared>,
     /// The agent's accountable owner, from the agent inventory (`delegation.inventory`).
@@ -219,6 +224,24 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// Checks `audit.collector`: every setting must let events leave. A zero batch or flush period
+/// would export nothing (in Envoy a zero tick period stops every timer the filter has).
+pub fn check_collector(collector: &crate::config::RawCollector) -> Result<(), ConfigError> {
+    let at = |field: &str| format!("audit.collector.{field}");
+    check_endpoint("audit.collector", &collector.cluster, &collector.path)?;
+    let batch_size = collector.batch_size as u64;
+    check_range(at("batch_size"), batch_size, 1, 10_000)?;
+    check_range(at("flush_ms"), collector.flush_ms, 10, 60_000)?;
+    check_range(
+        at("max_buffered"),
+        collector.max_buffered as u64,
+        batch_size,
+        1_000_000,
+    )?;
+    check_range(at("timeout_ms"), collector.timeout_ms, 1, 60_000)?;
+    Ok(())
 }
 
 #[cfg(test)]

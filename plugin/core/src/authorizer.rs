@@ -10,6 +10,7 @@ use crate::audit::{self, AgentRef, AuditEvent, PolicyRef, RequestRef, Shared};
 use crate::bundle::{BundleError, BundleSettings};
 use crate::compile::{self, Mcp, Route};
 use crate::config::{self, RawConfig};
+use crate::credentials;
 use crate::decision::{Decision, Outcome};
 use crate::delegation::Chain;
 use crate::error::ConfigError;
@@ -56,6 +57,17 @@ struct CachedIdentity {
     caller: Shared,
 }
 
+/// Why a host's adapter refuses a request before the core can decide it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostRefusal {
+    /// The body is over the route's limit (413).
+    TooLarge { limit: usize },
+    /// The host cannot hold a body of unknown length for the decision (411).
+    LengthRequired { host: &'static str },
+    /// The configuration needs what this host lacks, found only once the host is known (503).
+    Unsupported(ConfigError),
+}
+
 /// An early answer: why, and with which outcome, a request was refused before policy ran.
 struct Refusal(Outcome, String);
 
@@ -78,6 +90,8 @@ struct Trace {
     delegation: Vec<String>,
     tools_filter: Option<crate::tools_list::ToolsListFilter>,
     approval_request: Option<ApprovalRequest>,
+    /// A refusal the host's adapter asked for: never forwarded, not even in a dry run.
+    by_host: bool,
     approved_by: Option<String>,
     dry_run: bool,
 }
@@ -169,6 +183,18 @@ impl Authorizer {
     /// across workers; the host supplies it from its randomness or clock.
     pub fn from_json(bytes: &[u8], id_seed: u64) -> Result<Self, ConfigError> {
         Self::from_config(config::parse(bytes)?, id_seed)
+    }
+
+    /// [`Authorizer::from_json`] for a host with `capabilities`: a field the host cannot
+    /// honour is refused, naming the field and the host.
+    pub fn from_json_on(
+        bytes: &[u8],
+        id_seed: u64,
+        capabilities: &crate::Capabilities,
+    ) -> Result<Self, ConfigError> {
+        let authorizer = Self::from_json(bytes, id_seed)?;
+        capabilities.check(&authorizer)?;
+        Ok(authorizer)
     }
 
     pub fn from_config(raw: RawConfig, id_seed: u64) -> Result<Self, ConfigError> {
@@ -340,38 +366,12 @@ impl Authorizer {
             activated_at: None,
             issued_at: None,
         };
+        if let Some(collector) = &raw.audit.collector {
+            audit::check_collector(collector)?;
+        }
         let feed = raw.revocation.feed.clone();
         if let Some(feed) = &feed {
-            if feed.cluster.is_empty() {
-                return Err(ConfigError::invalid(
-                    "revocation.feed.cluster",
-                    "must not be empty",
-                ));
-            }
-            if !feed.path.starts_with('/') {
-                return Err(ConfigError::invalid(
-                    "revocation.feed.path",
-                    "must start with `/`",
-                ));
-            }
-            if feed.poll_seconds == 0 || feed.poll_seconds > 3600 {
-                return Err(ConfigError::invalid(
-                    "revocation.feed.poll_seconds",
-                    "must be between 1 and 3600",
-                ));
-            }
-            if feed.timeout_ms == 0 || feed.timeout_ms > 60_000 {
-                return Err(ConfigError::invalid(
-                    "revocation.feed.timeout_ms",
-                    "must be between 1 and 60000",
-                ));
-            }
-            if feed.max_staleness_seconds < feed.poll_seconds {
-                return Err(ConfigError::invalid(
-                    "revocation.feed.max_staleness_seconds",
-                    "must be at least poll_seconds",
-                ));
-            }
+            crate::revocation::check_feed(feed)?;
         }
         let revocations = RevocationState::new(Revocations {
             txn: raw.revocation.txn.iter().cloned().collect(),
@@ -629,15 +629,37 @@ impl Authorizer {
         limit: usize,
         host: &mut dyn Host,
     ) -> Decision {
+        self.refuse(request, HostRefusal::TooLarge { limit }, host)
+    }
+
+    /// A refusal the host's adapter must make before a decision can run, with a decision id
+    /// and an audit event like every other answer.
+    pub fn refuse(
+        &mut self,
+        request: &RequestView,
+        refusal: HostRefusal,
+        host: &mut dyn Host,
+    ) -> Decision {
         let started = host.now_unix_nanos();
-        let reason = format!("request body is larger than {limit} bytes");
-        self.finish(
-            request,
-            Err(Refusal(Outcome::PayloadTooLarge, reason)),
-            Trace::default(),
-            started,
-            host,
-        )
+        let refusal = match refusal {
+            HostRefusal::TooLarge { limit } => Refusal(
+                Outcome::PayloadTooLarge,
+                format!("request body is larger than {limit} bytes"),
+            ),
+            HostRefusal::LengthRequired { host } => Refusal(
+                Outcome::LengthRequired,
+                format!(
+                    "this route's requests are decided on their body, which this host ({host}) \
+                     can only hold with a content-length header"
+                ),
+            ),
+            HostRefusal::Unsupported(err) => Refusal(Outcome::Unavailable, err.to_string()),
+        };
+        let trace = Trace {
+            by_host: true,
+            ..Trace::default()
+        };
+        self.finish(request, Err(refusal), trace, started, host)
     }
 
     fn finish(
@@ -674,13 +696,16 @@ impl Authorizer {
         );
         response_headers.push(id_header.clone());
         // A dry run forwards whatever the outcome, like an allow without the policy's headers;
-        // requests that cannot be read safely (400, 413, 415) are still refused.
+        // requests that cannot be read safely (400, 411, 413, 415) and the host's own refusals
+        // are still refused.
         if dry_run
+            && !trace.by_host
             && !matches!(
                 outcome,
                 Outcome::Allow
                     | Outcome::BadRequest
                     | Outcome::PayloadTooLarge
+                    | Outcome::LengthRequired
                     | Outcome::UnsupportedMediaType
             )
         {
@@ -703,6 +728,7 @@ impl Authorizer {
             Outcome::Deny
             | Outcome::BadRequest
             | Outcome::PayloadTooLarge
+            | Outcome::LengthRequired
             | Outcome::UnsupportedMediaType
             | Outcome::Error
             | Outcome::Unavailable => {}
@@ -843,6 +869,18 @@ impl Authorizer {
         agent.owner = self.inventory.owners.get(caller).cloned();
         agent.cache_hit = trace.cache_hit.unwrap_or(false);
         trace.agent = Some(agent);
+        // Where the host proves who presents the credential, a delegated credential's actor
+        // is that party: a copied credential does not work from another workload.
+        if let (Some(actor), Some(peer)) = (&token.actor, &request.connection.peer_uri_san) {
+            if actor != peer {
+                return Err(Refusal::unauthenticated(
+                    crate::delegation::DelegationError::ActorIsNotPeer {
+                        actor: quote(actor),
+                        peer: quote(peer),
+                    },
+                ));
+            }
+        }
         self.check_feed(now, fresh_revocations)?;
         if let Some(jti) = token
             .jti
@@ -861,8 +899,8 @@ impl Authorizer {
         let task = match self.task.as_mut() {
             None => None,
             Some(settings) => {
-                let value =
-                    single_header(request, &settings.header).map_err(Refusal::unauthenticated)?;
+                let value = credentials::single_header(request, &settings.header)
+                    .map_err(Refusal::unauthenticated)?;
                 match value {
                     None if require_task => {
                         return Err(Refusal::unauthenticated(TaskError::Required {
@@ -910,9 +948,23 @@ impl Authorizer {
                 crate::delegation::scopes(token.claims.get("scope")),
             ),
         };
-        let chain = Chain::from_claims(authority_claims, self.max_delegation_depth)
+        // A delegated workload credential names its caller in `act`; its chain holds even when
+        // a task credential carries the authority (and a chain of its own).
+        let identity_chain = Chain::from_claims(&token.claims, self.max_delegation_depth)
             .map_err(Refusal::forbidden)?;
-        check_may_act(
+        let chain = match &task {
+            Some(task) => {
+                if let Some(chain) = &identity_chain {
+                    crate::delegation::check_may_act(&token.claims, chain.current_actor())
+                        .map_err(Refusal::forbidden)?;
+                }
+                Chain::from_claims(&task.token.claims, self.max_delegation_depth)
+                    .map_err(Refusal::forbidden)?
+                    .or(identity_chain)
+            }
+            None => identity_chain,
+        };
+        crate::delegation::check_may_act(
             authority_claims,
             chain.as_ref().map_or(caller, Chain::current_actor),
         )
@@ -1014,7 +1066,8 @@ impl Authorizer {
         let Some(settings) = &self.approval else {
             return Ok(decision);
         };
-        let Some(token) = single_header(request, &settings.header).map_err(Refusal::forbidden)?
+        let Some(token) =
+            credentials::single_header(request, &settings.header).map_err(Refusal::forbidden)?
         else {
             return Ok(decision);
         };
@@ -1067,8 +1120,8 @@ impl Authorizer {
             if !request.host_verified {
                 return Err(TokenError::NotVerifiedByHost);
             }
-            let payload =
-                single_header(request, payload_header)?.ok_or(TokenError::NotVerifiedByHost)?;
+            let payload = credentials::single_header(request, payload_header)?
+                .ok_or(TokenError::NotVerifiedByHost)?;
             let segment = token.split('.').nth(1).unwrap_or_default();
             if payload.trim().trim_end_matches('=') != segment {
                 return Err(TokenError::HostPayloadMismatch);
@@ -1094,16 +1147,22 @@ impl Authorizer {
         let skew = self.verifier.skew_seconds();
         let valid_from = verified.not_before.unwrap_or(0).saturating_sub(skew);
         let valid_until = verified.expires_at.saturating_add(skew);
+        let subject = verified.actor.as_deref().or(verified.subject.as_deref());
         let caller: Shared = verified
             .spiffe
             .as_ref()
             .map(|s| s.id.as_str())
-            .or(verified.subject.as_deref())
+            .or(subject)
             .unwrap_or_default()
             .into();
         let agent = AgentRef {
             issuer: verified.issuer.as_str().into(),
-            subject: verified.subject.as_deref().map(Shared::from),
+            subject: subject.map(Shared::from),
+            principal: verified
+                .actor
+                .as_ref()
+                .and(verified.subject.as_deref())
+                .map(Shared::from),
             spiffe_id: verified.spiffe.as_ref().map(|s| s.id.as_str().into()),
             owner: None,
             token_digest: verified.digest.as_str().into(),
@@ -1122,29 +1181,12 @@ impl Authorizer {
     }
 
     fn extract_token<'r>(&self, request: &'r RequestView) -> Result<&'r str, TokenError> {
-        let header = &self.settings.credential_header;
-        let value =
-            single_header(request, header)?.ok_or_else(|| TokenError::Missing(header.clone()))?;
-        if value.len() > self.verifier.max_token_bytes() + self.settings.scheme.len() + 16 {
-            return Err(TokenError::TooLarge(self.verifier.max_token_bytes()));
-        }
-        let value = value.trim();
-        let scheme = &self.settings.scheme;
-        let token = if scheme.is_empty() {
-            value
-        } else {
-            let (given, rest) = value
-                .split_once(' ')
-                .ok_or_else(|| TokenError::WrongScheme(header.clone(), scheme.clone()))?;
-            if !given.eq_ignore_ascii_case(scheme) {
-                return Err(TokenError::WrongScheme(header.clone(), scheme.clone()));
-            }
-            rest.trim_start()
-        };
-        if token.is_empty() {
-            return Err(TokenError::Missing(header.clone()));
-        }
-        Ok(token)
+        credentials::token(
+            request,
+            &self.settings.credential_header,
+            &self.settings.scheme,
+            self.verifier.max_token_bytes(),
+        )
     }
 
     /// Filters a `tools/list` response down to the tools the policy would let this caller
@@ -1183,11 +1225,8 @@ impl Authorizer {
                     .is_ok_and(|d| d.allow || d.approval_required)
             })
         };
-        crate::tools_list::filter_body(body, content_type, &mut keep).unwrap_or_else(|err| {
-            serde_json::json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32603, "message": format!("bridle: {err}")}})
-                .to_string()
-                .into_bytes()
-        })
+        crate::tools_list::filter_body(body, content_type, &mut keep)
+            .unwrap_or_else(|err| crate::tools_list::Unfiltered::Unreadable(err).body())
     }
 
     /// RFC 6750 challenge: no error code when no credential was sent at all.
@@ -1203,53 +1242,5 @@ impl Authorizer {
             }
             _ => format!("Bearer realm=\"{realm}\""),
         }
-    }
-}
-
-/// The one value of a header that must not repeat, as ASCII text.
-fn single_header<'r>(request: &'r RequestView, name: &str) -> Result<Option<&'r str>, TokenError> {
-    let mut values = request.headers.iter().filter(|(n, _)| n == name);
-    let Some((_, value)) = values.next() else {
-        return Ok(None);
-    };
-    if values.next().is_some() {
-        return Err(TokenError::Malformed(
-            "a credential header appears more than once",
-        ));
-    }
-    if !value.is_ascii() {
-        return Err(TokenError::Malformed("credential is not ASCII"));
-    }
-    std::str::from_utf8(value)
-        .map(Some)
-        .map_err(|_| TokenError::Malformed("credential is not ASCII"))
-}
-
-/// RFC 8693 `may_act`: when the credential says who may act for its subject, the acting
-/// party must be one of them.
-fn check_may_act(
-    claims: &serde_json::Map<String, serde_json::Value>,
-    actor: &str,
-) -> Result<(), crate::delegation::DelegationError> {
-    let Some(may_act) = claims.get("may_act") else {
-        return Ok(());
-    };
-    let allowed = match may_act {
-        serde_json::Value::Array(items) => items
-            .iter()
-            .any(|i| i.get("sub").and_then(|s| s.as_str()) == Some(actor)),
-        other => other.get("sub").and_then(|s| s.as_str()) == Some(actor),
-    };
-    if allowed {
-        Ok(())
-    } else {
-        Err(crate::delegation::DelegationError::MayAct {
-            actor: actor.to_owned(),
-            subject: claims
-                .get("sub")
-                .and_then(|s| s.as_str())
-                .unwrap_or_default()
-                .to_owned(),
-        })
     }
 }

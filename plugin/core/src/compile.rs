@@ -110,6 +110,39 @@ pub fn issuers(raw: &[RawIssuer], at: &str, role: IssuerRole) -> Result<Vec<Issu
             }
             keys_out.push(keys::key_entry(jwk, &algorithms, &key_at)?);
         }
+        let asserts_spiffe = issuer.profile == TokenProfile::JwtSvid || issuer.spiffe_subjects;
+        if issuer.spiffe_subjects && role != IssuerRole::Workload {
+            return Err(ConfigError::invalid(
+                format!("{at}.spiffe_subjects"),
+                "only workload issuers assert SPIFFE IDs",
+            ));
+        }
+        let trust_domain = match (&issuer.trust_domain, asserts_spiffe) {
+            (Some(domain), true) => Some(trust_domain(domain, &at)?),
+            (None, true) => {
+                return Err(ConfigError::invalid(
+                    format!("{at}.trust_domain"),
+                    "is required for an issuer that asserts SPIFFE IDs (`jwt-svid`, or \
+                     `spiffe_subjects`): its keys sign for one trust domain only",
+                ))
+            }
+            (Some(_), false) => {
+                return Err(ConfigError::invalid(
+                    format!("{at}.trust_domain"),
+                    "applies only to an issuer that asserts SPIFFE IDs (`jwt-svid`, or \
+                     `spiffe_subjects`)",
+                ))
+            }
+            (None, false) => None,
+        };
+        if let Some(seconds) = issuer.max_lifetime_seconds {
+            if seconds == 0 || seconds > MAX_TOKEN_LIFETIME_SECONDS {
+                return Err(ConfigError::invalid(
+                    format!("{at}.max_lifetime_seconds"),
+                    format!("must be between 1 and {MAX_TOKEN_LIFETIME_SECONDS} (24 hours)"),
+                ));
+            }
+        }
         issuers.push(Issuer {
             issuer: issuer.issuer.clone(),
             profile: issuer.profile,
@@ -117,9 +150,28 @@ pub fn issuers(raw: &[RawIssuer], at: &str, role: IssuerRole) -> Result<Vec<Issu
             algorithms,
             keys: keys_out,
             spiffe_subjects: issuer.spiffe_subjects,
+            trust_domain,
+            max_lifetime_seconds: issuer.max_lifetime_seconds,
         });
     }
     Ok(issuers)
+}
+
+/// The longest lifetime an issuer's `max_lifetime_seconds` may allow.
+pub const MAX_TOKEN_LIFETIME_SECONDS: u64 = 24 * 3600;
+
+/// A trust domain as it appears in a SPIFFE ID: `example.org` in `spiffe://example.org/x`.
+fn trust_domain(domain: &str, at: &str) -> Result<String, ConfigError> {
+    match crate::identity::SpiffeId::parse(&format!("spiffe://{domain}")) {
+        Ok(id) if id.trust_domain == domain => Ok(id.trust_domain),
+        _ => Err(ConfigError::invalid(
+            format!("{at}.trust_domain"),
+            format!(
+                "`{domain}` is not a SPIFFE trust domain name (lower-case letters, digits, \
+                 `.`, `-`, `_`; no scheme or path)"
+            ),
+        )),
+    }
 }
 
 /// A validated route.

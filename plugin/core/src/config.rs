@@ -445,6 +445,14 @@ pub struct RawIssuer {
     /// only when set, since a SPIFFE ID is what policies key agents on.
     #[serde(default)]
     pub spiffe_subjects: bool,
+    /// The one SPIFFE trust domain whose IDs this issuer may assert (its keys are that trust
+    /// domain's bundle). Required for `jwt-svid` issuers and with `spiffe_subjects`; refused
+    /// elsewhere.
+    #[serde(default)]
+    pub trust_domain: Option<String>,
+    /// The longest a token of this issuer may live (`exp` - `iat`); `iat` is then required.
+    #[serde(default)]
+    pub max_lifetime_seconds: Option<u64>,
 }
 
 /// How a token of an issuer is shaped and which header `typ` it must carry.

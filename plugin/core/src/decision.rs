@@ -17,6 +17,8 @@ pub enum Outcome {
     BadRequest,
     /// The body is over the configured limit: 413.
     PayloadTooLarge,
+    /// The host can only hold a body it knows the length of: 411.
+    LengthRequired,
     /// The body is not sent in the one form Bridle reads it in (JSON as UTF-8, no content
     /// coding): 415.
     UnsupportedMediaType,
@@ -34,6 +36,7 @@ impl Outcome {
             Outcome::Unauthenticated => 401,
             Outcome::BadRequest => 400,
             Outcome::PayloadTooLarge => 413,
+            Outcome::LengthRequired => 411,
             Outcome::UnsupportedMediaType => 415,
             Outcome::Error => 500,
             Outcome::Unavailable => 503,
@@ -49,6 +52,7 @@ impl Outcome {
             Outcome::Unauthenticated => "unauthenticated",
             Outcome::BadRequest => "bad_request",
             Outcome::PayloadTooLarge => "payload_too_large",
+            Outcome::LengthRequired => "length_required",
             Outcome::UnsupportedMediaType => "unsupported_media_type",
             Outcome::Error => "policy_error",
             Outcome::Unavailable => "unavailable",
@@ -63,6 +67,7 @@ impl Outcome {
             Outcome::Unauthenticated => "unauthenticated",
             Outcome::BadRequest => "bad_request",
             Outcome::PayloadTooLarge => "payload_too_large",
+            Outcome::LengthRequired => "length_required",
             Outcome::UnsupportedMediaType => "unsupported_media_type",
             Outcome::Error => "error",
             Outcome::Unavailable => "unavailable",

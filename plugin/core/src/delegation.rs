@@ -37,6 +37,8 @@ pub enum DelegationError {
     ExceedsActor { actor: String, extra: String },
     #[error("delegation chain's current actor `{actor}` is not the caller `{caller}`")]
     ActorIsNotCaller { actor: String, caller: String },
+    #[error("the delegated credential's current actor `{actor}` is not the mTLS peer `{peer}` presenting it")]
+    ActorIsNotPeer { actor: String, peer: String },
     #[error("`{actor}` is not permitted to act for `{subject}` (`may_act`)")]
     MayAct { actor: String, subject: String },
 }
@@ -173,6 +175,35 @@ impl Chain {
             }
         }
         Ok(())
+    }
+}
+
+/// RFC 8693 `may_act`: when the credential says who may act for its subject, the acting
+/// party must be one of them.
+pub fn check_may_act(
+    claims: &serde_json::Map<String, serde_json::Value>,
+    actor: &str,
+) -> Result<(), DelegationError> {
+    let Some(may_act) = claims.get("may_act") else {
+        return Ok(());
+    };
+    let allowed = match may_act {
+        serde_json::Value::Array(items) => items
+            .iter()
+            .any(|i| i.get("sub").and_then(|s| s.as_str()) == Some(actor)),
+        other => other.get("sub").and_then(|s| s.as_str()) == Some(actor),
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(DelegationError::MayAct {
+            actor: actor.to_owned(),
+            subject: claims
+                .get("sub")
+                .and_then(|s| s.as_str())
+                .unwrap_or_default()
+                .to_owned(),
+        })
     }
 }
 

@@ -51,6 +51,7 @@ keys!(
     params,
     path,
     peer_uri_san,
+    principal,
     profile,
     protocol,
     query,
@@ -108,7 +109,23 @@ pub fn identity(token: &VerifiedToken) -> Value {
             Some(Value::from(serde_json::Value::Object(token.claims.clone()))),
         ),
         (&k.token, Some(token_reference(token))),
-        (&k.subject, token.subject.as_deref().map(string)),
+        // The caller: the current actor of a delegated credential, acting for `principal`.
+        (
+            &k.subject,
+            token
+                .actor
+                .as_deref()
+                .or(token.subject.as_deref())
+                .map(string),
+        ),
+        (
+            &k.principal,
+            token
+                .actor
+                .as_ref()
+                .and(token.subject.as_deref())
+                .map(string),
+        ),
         (&k.spiffe, spiffe),
     ])
 }

@@ -5,6 +5,8 @@ use std::collections::HashSet;
 
 use serde::Deserialize;
 
+use crate::error::{check_endpoint, check_range, ConfigError};
+
 /// What is revoked now.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Revocations {
@@ -97,6 +99,21 @@ impl RevocationState {
     pub fn agent_revoked(&self, agent: &str) -> bool {
         self.inline.agents.contains(agent) || self.feed.agents.contains(agent)
     }
+}
+
+/// Checks `revocation.feed`: where it is fetched from, how often, and how stale it may get.
+pub fn check_feed(feed: &crate::config::RawFeed) -> Result<(), ConfigError> {
+    let at = "revocation.feed";
+    check_endpoint(at, &feed.cluster, &feed.path)?;
+    check_range(format!("{at}.poll_seconds"), feed.poll_seconds, 1, 3600)?;
+    check_range(format!("{at}.timeout_ms"), feed.timeout_ms, 1, 60_000)?;
+    if feed.max_staleness_seconds < feed.poll_seconds {
+        return Err(ConfigError::invalid(
+            "revocation.feed.max_staleness_seconds",
+            "must be at least poll_seconds",
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -10,12 +10,34 @@ pub struct ToolsListFilter {
     pub(crate) route: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ToolsListError {
     #[error("tools/list response is not valid JSON")]
     Json,
     #[error("tools/list response is not UTF-8")]
     Utf8,
+}
+
+/// Why a `tools/list` response could not be filtered, as the JSON-RPC error that replaces it:
+/// no tools are shown rather than all of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Unfiltered {
+    #[error("{0}")]
+    Unreadable(ToolsListError),
+    #[error("authorizer unavailable")]
+    NoAuthorizer,
+    #[error("tools/list response too large to filter on this host")]
+    TooLarge,
+}
+
+impl Unfiltered {
+    /// The replacement body. The messages are this module's own, with nothing to escape.
+    pub fn body(self) -> Vec<u8> {
+        format!(
+            r#"{{"jsonrpc":"2.0","id":null,"error":{{"code":-32603,"message":"bridle: {self}"}}}}"#
+        )
+        .into_bytes()
+    }
 }
 
 /// Removes from every `result.tools` array the tools `keep` refuses. Returns the new body.
@@ -111,6 +133,20 @@ fn filter_sse(text: &str, keep: &mut dyn FnMut(&str) -> bool) -> Result<String, 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unfiltered_list_becomes_a_json_rpc_error() {
+        for reason in [
+            Unfiltered::Unreadable(ToolsListError::Json),
+            Unfiltered::NoAuthorizer,
+            Unfiltered::TooLarge,
+        ] {
+            let body: Value = serde_json::from_slice(&reason.body()).unwrap();
+            assert_eq!(body["error"]["code"], -32603);
+            assert_eq!(body["error"]["message"], format!("bridle: {reason}"));
+            assert!(body["id"].is_null());
+        }
+    }
 
     fn only_read(name: &str) -> bool {
         name.starts_with("read")

@@ -13,6 +13,8 @@ use serde_json::{json, Map, Value};
 
 const ISS: &str = "spiffe://demo.bridle.dev";
 const TXN_ISS: &str = "https://txn.demo.bridle.dev";
+/// A token-exchange service: its credentials are delegated (`act`), the caller is the actor.
+const STS_ISS: &str = "https://sts.demo.bridle.dev";
 const AUD: &str = "bridle-gateway";
 const AGENT: &str = "spiffe://demo.bridle.dev/agent/ops-bot";
 const OTHER: &str = "spiffe://demo.bridle.dev/agent/research-bot";
@@ -57,7 +59,8 @@ impl Fixture {
         let txn = ES256KeyPair::generate().with_key_id("t1");
         let approver = ES256KeyPair::generate().with_key_id("a1");
         let config = json!({
-            "issuers": [{"issuer": ISS, "profile": "jwt-svid", "audiences": [AUD], "algorithms": ["ES256"], "jwks": {"keys": [es256_jwk(&workload, "w1")]}}],
+            "issuers": [{"issuer": ISS, "profile": "jwt-svid", "trust_domain": "demo.bridle.dev", "audiences": [AUD], "algorithms": ["ES256"], "jwks": {"keys": [es256_jwk(&workload, "w1")]}},
+                        {"issuer": STS_ISS, "profile": "oidc", "spiffe_subjects": true, "trust_domain": "demo.bridle.dev", "audiences": [AUD], "algorithms": ["ES256"], "jwks": {"keys": [es256_jwk(&workload, "w1")]}}],
             "task": {"issuers": [{"issuer": TXN_ISS, "profile": "txn-token", "audiences": [AUD], "algorithms": ["ES256"], "jwks": {"keys": [es256_jwk(&txn, "t1")]}}],
                      "max_lifetime_seconds": 600},
             "delegation": {"max_depth": 3, "inventory": "agents"},
@@ -95,6 +98,16 @@ impl Fixture {
                     .with_audience(AUD),
             )
             .unwrap()
+    }
+
+    /// A credential of `issuer` for `sub` with extra claims (`act`, `may_act`, `scope`).
+    fn credential(&self, issuer: &str, sub: &str, extra: Value) -> String {
+        let custom = extra.as_object().unwrap().clone();
+        let claims = Claims::with_custom_claims(custom, Duration::from_secs(300))
+            .with_issuer(issuer)
+            .with_subject(sub)
+            .with_audience(AUD);
+        self.workload.sign(claims).unwrap()
     }
 
     fn task(&self, extra: Value, lifetime: u64) -> String {
@@ -572,4 +585,128 @@ fn dry_run_records_but_never_refuses_and_arguments_can_be_audited_masked() {
         !unreadable.forwards(),
         "a body that cannot be read is refused even in dry run"
     );
+}
+
+#[test]
+fn a_delegated_credential_names_its_current_actor_as_the_caller() {
+    let mut f = Fixture::new();
+    let body = call("read_file", json!({}));
+    let task = f.task(json!({}), 300);
+    let delegated = f.credential(STS_ISS, "user:alice", json!({"act": {"sub": AGENT}}));
+    let d = f.mcp(&delegated, Some(&task), &body, &[]);
+    assert_eq!(d.outcome, Outcome::Allow, "{:?}", d.reasons);
+    assert_eq!(header(&d, "x-bridle-agent"), Some(AGENT));
+    assert_eq!(header(&d, "x-depth"), Some("1"));
+    let event: Value = serde_json::from_str(&d.audit.to_json()).unwrap();
+    assert_eq!(event["agent"]["subject"], AGENT);
+    assert_eq!(event["agent"]["principal"], "user:alice");
+    assert_eq!(event["agent"]["spiffe_id"], AGENT);
+
+    // The task credential's chain must end in the same actor.
+    let other_actor = f.task(json!({"act": {"sub": OTHER}}), 300);
+    let d = f.mcp(&delegated, Some(&other_actor), &body, &[]);
+    assert_eq!(
+        d.reasons,
+        [format!(
+            "delegation chain's current actor `{OTHER}` is not the caller `{AGENT}`"
+        )]
+    );
+    let refused = f.credential(
+        STS_ISS,
+        "user:alice",
+        json!({"act": {"sub": AGENT}, "may_act": {"sub": OTHER}}),
+    );
+    let d = f.mcp(&refused, Some(&task), &body, &[]);
+    assert_eq!(
+        d.reasons,
+        [format!(
+            "`{AGENT}` is not permitted to act for `user:alice` (`may_act`)"
+        )]
+    );
+    let malformed = f.credential(
+        STS_ISS,
+        "user:alice",
+        json!({"act": {"sub": AGENT, "act": 7}}),
+    );
+    let d = f.mcp(&malformed, Some(&task), &body, &[]);
+    assert_eq!(d.outcome, Outcome::Deny, "{:?}", d.reasons);
+
+    // Presented over mTLS by another workload: refused.
+    let mut view = RequestView {
+        method: "GET".into(),
+        path: "/api/reports/q3".into(),
+        authority: "api.internal".into(),
+        ..Default::default()
+    };
+    view.headers.push((
+        "authorization".into(),
+        format!("Bearer {delegated}").into_bytes(),
+    ));
+    view.connection.peer_uri_san = Some(OTHER.to_owned());
+    let d = f.authorizer.decide(&view, &mut f.host);
+    assert_eq!(d.outcome, Outcome::Unauthenticated);
+    assert_eq!(
+        d.reasons,
+        [format!("the delegated credential's current actor `{AGENT}` is not the mTLS peer `{OTHER}` presenting it")]
+    );
+    view.connection.peer_uri_san = Some(AGENT.to_owned());
+    let d = f.authorizer.decide(&view, &mut f.host);
+    assert_eq!(d.outcome, Outcome::Allow, "{:?}", d.reasons);
+}
+
+#[test]
+fn an_issuer_asserts_spiffe_ids_of_its_own_trust_domain_only() {
+    let mut f = Fixture::new();
+    let body = call("read_file", json!({}));
+    let task = f.task(json!({}), 300);
+    for (credential, id) in [
+        (
+            f.identity("spiffe://elsewhere.example/agent/ops-bot"),
+            "spiffe://elsewhere.example/agent/ops-bot",
+        ),
+        (
+            f.credential(
+                STS_ISS,
+                "user:alice",
+                json!({"act": {"sub": "spiffe://demo.bridle.dev.evil/agent/ops-bot"}}),
+            ),
+            "spiffe://demo.bridle.dev.evil/agent/ops-bot",
+        ),
+    ] {
+        let d = f.mcp(&credential, Some(&task), &body, &[]);
+        assert_eq!(d.outcome, Outcome::Unauthenticated);
+        assert!(
+            d.reasons[0].starts_with(&format!(
+                "SPIFFE ID `{id}` is outside trust domain `demo.bridle.dev` of issuer"
+            )),
+            "{:?}",
+            d.reasons
+        );
+    }
+}
+
+#[test]
+fn a_caller_that_claims_the_spiffe_scheme_but_does_not_parse_is_refused() {
+    let mut f = Fixture::new();
+    let body = call("read_file", json!({}));
+    let task = f.task(json!({}), 300);
+    let mut credentials = vec![
+        // On a JWT-SVID every caller is a SPIFFE ID, the delegated actor included.
+        f.credential(ISS, AGENT, json!({"act": {"sub": "ops-bot"}})),
+    ];
+    for actor in [
+        "spiffe://OTHER.example/agent/ops-bot",
+        "spiffe://demo.bridle.dev/agent/ops-bot/",
+        "spiffe://demo.bridle.dev/agent/../ops-bot",
+        "SPIFFE://demo.bridle.dev/agent/ops-bot",
+        "spiffe://demo.bridle.dev/agent/%41",
+    ] {
+        credentials.push(f.credential(STS_ISS, "user:alice", json!({"act": {"sub": actor}})));
+    }
+    credentials.push(f.credential(STS_ISS, "Spiffe:elsewhere", json!({})));
+    for credential in credentials {
+        let d = f.mcp(&credential, Some(&task), &body, &[]);
+        assert_eq!(d.outcome, Outcome::Unauthenticated, "{:?}", d.reasons);
+        assert!(d.reasons[0].contains("SPIFFE ID"), "{:?}", d.reasons);
+    }
 }

@@ -36,7 +36,7 @@ decision := {"allow": "broken"} if input.request.path == "/broken"
 
 fn config(jwk: Value) -> Value {
     json!({
-        "issuers": [{"issuer": ISS, "profile": "jwt-svid", "audiences": [AUD], "algorithms": ["ES256"],
+        "issuers": [{"issuer": ISS, "profile": "jwt-svid", "trust_domain": "demo.bridle.dev", "audiences": [AUD], "algorithms": ["ES256"],
                      "jwks": {"keys": [jwk]}}],
         "policy": {"entrypoint": "data.test.decision", "modules": [{"name": "t.rego", "source": POLICY}]},
         "environment": {"name": "test"}

@@ -28,9 +28,15 @@ fn issuer(profile: &str, iss: &str, jwk: &Value) -> Value {
            "jwks": {"keys": [jwk]}})
 }
 
+fn svid_issuer(jwk: &Value) -> Value {
+    let mut entry = issuer("jwt-svid", "spiffe://example.org", jwk);
+    entry["trust_domain"] = json!("example.org");
+    entry
+}
+
 fn good(jwk: &Value) -> Value {
     json!({
-        "issuers": [issuer("jwt-svid", "spiffe://example.org", jwk)],
+        "issuers": [svid_issuer(jwk)],
         "task": {"issuers": [issuer("txn-token", "https://txn.example.org", jwk)]},
         "approval": {"issuers": [issuer("approval", "https://approvals.example.org", jwk)]},
         "routes": [{"name": "mcp", "path": "/mcp", "methods": ["POST"], "protocol": "mcp", "require_task": true}],
@@ -111,6 +117,70 @@ fn cases(jwk: &Value) -> Vec<(&'static str, Mutation)> {
         (
             "issuers[0].profile",
             Box::new(|c| c["issuers"][0]["profile"] = json!("txn-token")),
+        ),
+        (
+            "issuers[0].trust_domain",
+            Box::new(|c| {
+                c["issuers"][0]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("trust_domain");
+            }),
+        ),
+        (
+            "issuers[0].trust_domain",
+            Box::new(|c| c["issuers"][0]["trust_domain"] = json!("spiffe://example.org")),
+        ),
+        (
+            "issuers[0].trust_domain",
+            Box::new(|c| c["issuers"][0]["trust_domain"] = json!("Example.org")),
+        ),
+        (
+            "issuers[0].trust_domain",
+            Box::new(|c| c["issuers"][0]["trust_domain"] = json!("example.org/agents")),
+        ),
+        (
+            "issuers[0].trust_domain",
+            // Only an issuer that asserts SPIFFE IDs is bound to a trust domain.
+            Box::new(|c| c["issuers"][0]["profile"] = json!("oidc")),
+        ),
+        (
+            "issuers[0].max_lifetime_seconds",
+            Box::new(|c| c["issuers"][0]["max_lifetime_seconds"] = json!(0)),
+        ),
+        (
+            "issuers[0].max_lifetime_seconds",
+            Box::new(|c| c["issuers"][0]["max_lifetime_seconds"] = json!(86_401)),
+        ),
+        (
+            "task.issuers[0].spiffe_subjects",
+            Box::new(|c| c["task"]["issuers"][0]["spiffe_subjects"] = json!(true)),
+        ),
+        (
+            "task.issuers[0].trust_domain",
+            Box::new(|c| c["task"]["issuers"][0]["trust_domain"] = json!("example.org")),
+        ),
+        (
+            "audit.collector.flush_ms",
+            Box::new(|c| {
+                c["audit"] = json!({"collector": {"cluster": "a", "path": "/e", "flush_ms": 0}})
+            }),
+        ),
+        (
+            "audit.collector.batch_size",
+            Box::new(|c| {
+                c["audit"] = json!({"collector": {"cluster": "a", "path": "/e", "batch_size": 0}})
+            }),
+        ),
+        (
+            "audit.collector.max_buffered",
+            Box::new(
+                |c| c["audit"] = json!({"collector": {"cluster": "a", "path": "/e", "batch_size": 10, "max_buffered": 5}}),
+            ),
+        ),
+        (
+            "audit.collector.path",
+            Box::new(|c| c["audit"] = json!({"collector": {"cluster": "a", "path": "e"}})),
         ),
         (
             "identity.max_token_bytes",

@@ -24,7 +24,7 @@ fn authorizer(key: &ES256KeyPair) -> Authorizer {
     let config = json!({
         "identity": {"host_verification": {"payload_header": PAYLOAD,
             "proof_property": ["metadata", "filter_metadata", "envoy.filters.http.jwt_authn"]}},
-        "issuers": [{"issuer": ISS, "profile": "jwt-svid", "audiences": ["gw"], "algorithms": ["ES256"],
+        "issuers": [{"issuer": ISS, "profile": "jwt-svid", "trust_domain": "demo.bridle.dev", "audiences": ["gw"], "algorithms": ["ES256"],
                      "jwks": {"keys": [es256_jwk(key, "k1")]}}],
         "policy": {"entrypoint": "data.t.decision", "modules": [{"name": "t.rego",
             "source": "package t\nimport rego.v1\ndecision := {\"allow\": input.identity.spiffe.id == \"spiffe://demo.bridle.dev/agent/research-bot\"}"}]}
@@ -158,7 +158,7 @@ fn host_verification_settings_are_checked_at_load() {
     ] {
         let config = json!({
             "identity": {"host_verification": host},
-            "issuers": [{"issuer": ISS, "profile": "jwt-svid", "audiences": ["gw"], "algorithms": ["ES256"],
+            "issuers": [{"issuer": ISS, "profile": "jwt-svid", "trust_domain": "demo.bridle.dev", "audiences": ["gw"], "algorithms": ["ES256"],
                          "jwks": {"keys": [es256_jwk(&key, "k1")]}}],
             "policy": {"entrypoint": "data.t.decision", "modules": [{"name": "t.rego", "source": "package t\ndecision := {\"allow\": true}"}]}
         });

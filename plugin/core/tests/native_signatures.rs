@@ -21,7 +21,7 @@ const AGENT: &str = "spiffe://demo.bridle.dev/agent/research-bot";
 
 fn authorizer(key: &ES256KeyPair) -> Authorizer {
     let config = json!({
-        "issuers": [{"issuer": ISS, "profile": "jwt-svid", "audiences": ["gw"], "algorithms": ["ES256"],
+        "issuers": [{"issuer": ISS, "profile": "jwt-svid", "trust_domain": "demo.bridle.dev", "audiences": ["gw"], "algorithms": ["ES256"],
                      "jwks": {"keys": [es256_jwk(key, "k1")]}}],
         "policy": {"entrypoint": "data.t.decision", "modules": [{"name": "t.rego",
             "source": "package t\ndecision := {\"allow\": true}"}]}

@@ -2,14 +2,13 @@
 //!
 //! Envoy and Kong's ngx_wasm_module implement the same ABI differently. Where Bridle depends
 //! on a difference — holding a request until its body is read, host properties, filter state —
-//! it asks the host once which one it is, instead of guessing from the configuration. A
-//! setting the host cannot honour refuses requests with a reason naming it (503), never lets
-//! them through unchecked.
+//! it asks the host once which one it is, instead of guessing from the configuration. The
+//! host is known only from a request, so a setting Kong cannot honour refuses every request
+//! with a reason naming it (503, audited), never lets them through unchecked.
 
 use std::cell::Cell;
 
-use bridle_core::authorizer::Settings;
-use bridle_core::config::RawAudit;
+use bridle_core::Capabilities;
 use proxy_wasm::hostcalls;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +21,14 @@ pub enum HostKind {
 }
 
 impl HostKind {
+    /// What this host can do for the core (configuration it cannot honour is refused).
+    pub fn capabilities(self) -> &'static Capabilities {
+        match self {
+            HostKind::Envoy => &Capabilities::ENVOY,
+            HostKind::Nginx => &Capabilities::KONG,
+        }
+    }
+
     /// Asks the host from an HTTP context. `request.is_subrequest` is an ngx_wasm_module
     /// attribute Envoy does not have (Envoy answers `NotFound`).
     fn probe() -> Self {
@@ -48,37 +55,6 @@ pub fn host_kind() -> HostKind {
         kind.set(Some(probed));
         probed
     })
-}
-
-/// The first configured setting this host cannot honour, as a reason for the caller and the
-/// log; `None` when the host can do everything the configuration asks.
-pub fn unsupported(kind: HostKind, settings: &Settings, audit: &RawAudit) -> Option<&'static str> {
-    if kind != HostKind::Nginx {
-        return None;
-    }
-    if settings.peer_uri_san {
-        return Some(
-            "configuration field `connection.peer_uri_san` needs the mTLS peer certificate's URI SAN, \
-             which this host (ngx_wasm_module, Kong) does not provide",
-        );
-    }
-    if settings
-        .host_proof_property
-        .as_ref()
-        .is_some_and(|path| path.first().map(String::as_str) == Some("metadata"))
-    {
-        return Some(
-            "configuration field `identity.host_verification.proof_property` names Envoy dynamic metadata, \
-             which this host (ngx_wasm_module, Kong) does not have",
-        );
-    }
-    if audit.filter_state {
-        return Some(
-            "configuration field `audit.filter_state` needs host filter state, \
-             which this host (ngx_wasm_module, Kong) does not have",
-        );
-    }
-    None
 }
 
 /// How an ngx_wasm_module host will deliver a request's body, judged from its headers: it

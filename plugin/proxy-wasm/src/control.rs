@@ -1,107 +1,107 @@
-//! Fetching control documents (revocation feed, policy bundle) from an upstream cluster, and
-//! handing them to the other workers through shared data as `"<fetched-at>\n<document>"`.
+//! The control plane's IO on a proxy-wasm host: the calls the core's [`ControlPlane`] asks for
+//! go out with `dispatch_http_call`, their answers come back to it, and verified documents
+//! reach the other workers through shared data as `"<fetched-at>\n<document>"`.
 
-use std::time::Duration;
-
+use bridle_core::control::{Answer, ControlPlane, Fetch, Level, SharedDocuments};
+use bridle_core::Authorizer;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, LogLevel, MapType};
 
 use crate::host::log;
+use crate::metrics::Metrics;
 
-/// Where a control document comes from.
-pub struct Source<'a> {
-    /// For log lines: `revocation feed`, `policy bundle`.
-    pub what: &'a str,
-    pub cluster: &'a str,
-    pub path: &'a str,
-    pub authority: &'a str,
-    pub timeout_ms: u64,
-}
-
-/// Starts `GET path` on the cluster; returns the call's token.
-pub fn get(source: &Source, extra: &[(&str, &str)]) -> Option<u32> {
+/// Starts `fetch` on its cluster; `None` when the host refused the call.
+pub fn dispatch(fetch: &Fetch) -> Option<u32> {
     let mut headers = vec![
-        (":method", "GET"),
-        (":path", source.path),
-        (":authority", source.authority),
+        (":method", fetch.method),
+        (":path", fetch.path.as_str()),
+        (":authority", fetch.authority.as_str()),
     ];
-    headers.extend_from_slice(extra);
-    match hostcalls::dispatch_http_call(
-        source.cluster,
+    headers.extend(fetch.headers.iter().map(|(n, v)| (*n, v.as_str())));
+    hostcalls::dispatch_http_call(
+        &fetch.cluster,
         headers,
-        None,
+        fetch.body.as_deref(),
         vec![],
-        Duration::from_millis(source.timeout_ms),
-    ) {
-        Ok(token) => Some(token),
-        Err(status) => {
-            log(
-                LogLevel::Warn,
-                &format!(
-                    "bridle: {}: cannot call cluster `{}`: {status:?}",
-                    source.what, source.cluster
-                ),
-            );
-            None
-        }
-    }
+        fetch.timeout,
+    )
+    .ok()
 }
 
-/// What the cluster answered. A failed call (reset, timeout) has no `:status`.
-pub struct Answer {
-    pub status: String,
-    pub body: Vec<u8>,
-    pub etag: Option<String>,
-}
-
-/// Reads the answer of a call; a body over `max_bytes` is not read.
-pub fn answer(num_headers: usize, body_size: usize, max_bytes: usize) -> Result<Answer, String> {
-    // A failed call has no header map at all; asking for it anyway is an error status the
-    // SDK would turn into a trap.
+/// Reads the answer of a call; a body over `limit` is not read.
+pub fn answer(num_headers: usize, body_size: usize, limit: usize) -> Answer {
+    // A failed call (reset, timeout) has no header map at all; asking for it anyway is an error
+    // status the SDK would turn into a trap.
     if num_headers == 0 {
-        return Err("no response (reset or timed out)".to_owned());
+        return Answer::default();
     }
     let header = |name: &str| {
         hostcalls::get_map_value(MapType::HttpCallResponseHeaders, name)
             .ok()
             .flatten()
     };
-    let status = header(":status").ok_or_else(|| "no response (reset or timed out)".to_owned())?;
-    if body_size > max_bytes {
-        return Err(format!(
-            "body of {body_size} bytes is over the limit of {max_bytes}"
-        ));
-    }
-    let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
-        .ok()
-        .flatten()
-        .unwrap_or_default();
-    Ok(Answer {
-        status,
-        body,
+    let mut answer = Answer {
+        status: header(":status"),
         etag: header("etag"),
-    })
-}
-
-/// Publishes a verified document for the other workers.
-pub fn publish(key: &str, fetched_at: u64, document: &[u8]) {
-    let mut shared = format!("{fetched_at}\n").into_bytes();
-    shared.extend_from_slice(document);
-    if let Err(status) = hostcalls::set_shared_data(key, Some(&shared), None) {
-        log(
-            LogLevel::Warn,
-            &format!("bridle: cannot share `{key}` with other workers: {status:?}"),
-        );
-    }
-}
-
-/// The document another worker published, with when it was fetched.
-pub fn read_shared(key: &str) -> Option<(u64, Vec<u8>)> {
-    let Ok((Some(value), _)) = hostcalls::get_shared_data(key) else {
-        return None;
+        ..Answer::default()
     };
-    let split = value.iter().position(|b| *b == b'\n')?;
-    let (head, body) = value.split_at(split);
-    let fetched_at = std::str::from_utf8(head).ok()?.parse::<u64>().ok()?;
-    Some((fetched_at, body.get(1..).unwrap_or_default().to_vec()))
+    if body_size > limit {
+        answer.oversized = Some(body_size);
+    } else if body_size > 0 {
+        answer.body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+    }
+    answer
+}
+
+/// Logs what the control plane noticed and updates the counters and gauges.
+pub fn report(control: &mut ControlPlane, authorizer: &Authorizer, metrics: &Metrics, now: u64) {
+    for notice in control.take_notices() {
+        if let Some(activated) = notice.bundle_outcome() {
+            metrics.count_bundle(activated);
+        }
+        let level = match notice.level() {
+            Level::Debug => LogLevel::Debug,
+            Level::Info => LogLevel::Info,
+            Level::Warn => LogLevel::Warn,
+        };
+        log(level, &notice.to_string());
+    }
+    if let Some(export) = &control.export {
+        metrics.audit(export.exported, export.dropped);
+    }
+    metrics.ages(
+        control.bundle_age(now),
+        authorizer
+            .revocation_updated_at()
+            .map(|at| now.saturating_sub(at)),
+    );
+}
+
+/// Proxy-wasm shared data: one VM's documents, seen by every worker of the plugin.
+pub struct ProxyShared;
+
+impl SharedDocuments for ProxyShared {
+    fn read(&self, key: &str) -> Option<(u64, Vec<u8>)> {
+        let Ok((Some(value), _)) = hostcalls::get_shared_data(key) else {
+            return None;
+        };
+        let split = value.iter().position(|b| *b == b'\n')?;
+        let (head, body) = value.split_at(split);
+        let fetched_at = std::str::from_utf8(head).ok()?.parse::<u64>().ok()?;
+        Some((fetched_at, body.get(1..).unwrap_or_default().to_vec()))
+    }
+
+    fn publish(&mut self, key: &str, fetched_at: u64, document: &[u8]) {
+        let mut shared = format!("{fetched_at}\n").into_bytes();
+        shared.extend_from_slice(document);
+        if let Err(status) = hostcalls::set_shared_data(key, Some(&shared), None) {
+            log(
+                LogLevel::Warn,
+                &format!("bridle: cannot share `{key}` with other workers: {status:?}"),
+            );
+        }
+    }
 }

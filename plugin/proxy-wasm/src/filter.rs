@@ -3,8 +3,8 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use bridle_core::tools_list::ToolsListFilter;
-use bridle_core::{Authorizer, ConnectionFacts, Decision, Outcome, RequestView};
+use bridle_core::tools_list::{ToolsListFilter, Unfiltered};
+use bridle_core::{Authorizer, Capabilities, ConnectionFacts, Decision, HostRefusal, RequestView};
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, LogLevel};
 
@@ -115,21 +115,13 @@ impl BridleFilter {
         Action::Pause
     }
 
-    /// A refusal Bridle answers itself, outside any decision: the configuration needs what
-    /// this host cannot do, or the request cannot be held safely here.
-    fn refuse(&self, status: u32, error: &str, reason: &str, outcome: Outcome) -> Action {
-        log(
-            LogLevel::Error,
-            &format!("bridle: {reason}; refusing request"),
-        );
-        self.metrics.count(outcome, None);
-        let body = serde_json::json!({"error": error, "reasons": [reason]}).to_string();
-        self.send_http_response(
-            status,
-            vec![("content-type", "application/json")],
-            Some(body.as_bytes()),
-        );
-        Action::Pause
+    /// A refusal this adapter must make before the core can decide, decided and audited by
+    /// the core like any other.
+    fn refuse(&mut self, view: &RequestView, refusal: HostRefusal) -> Action {
+        match self.with_host(|a, h| a.refuse(view, refusal, h)) {
+            Some(decision) => self.enforce(decision),
+            None => self.unavailable("authorizer unavailable"),
+        }
     }
 
     /// Runs `f` with the authorizer borrowed; `None` when there is none or it is in use.
@@ -180,19 +172,18 @@ impl BridleFilter {
         match filtered {
             Some(filtered) => self.set_http_response_body(0, body_size, &filtered),
             // Without the authorizer the list cannot be filtered; show no tools rather than all.
-            None => self.set_http_response_body(
-                0,
-                body_size,
-                br#"{"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":"bridle: authorizer unavailable"}}"#,
-            ),
+            None => self.set_http_response_body(0, body_size, &Unfiltered::NoAuthorizer.body()),
         };
     }
 
     fn enforce(&mut self, decision: Decision) -> Action {
         self.metrics.count(decision.outcome, decision.cache_hit);
-        if self
-            .with_authorizer(|a| a.audit_settings().filter_state)
-            .unwrap_or(false)
+        // Only where the host has filter state: elsewhere the call would trap the VM (Kong is
+        // refused `audit.filter_state` by capability, and this refusal goes through here).
+        if capabilities::host_kind().capabilities().filter_state
+            && self
+                .with_authorizer(|a| a.audit_settings().filter_state)
+                .unwrap_or(false)
         {
             // Envoy keeps it as filter state `wasm.bridle_decision` for the access log.
             self.set_property(
@@ -239,13 +230,20 @@ impl HttpContext for BridleFilter {
             (
                 settings.peer_uri_san,
                 settings.host_proof_property.clone(),
-                capabilities::unsupported(host, settings, a.audit_settings()),
+                host.capabilities().check(a).err(),
             )
         }) else {
             return self.unavailable("no usable configuration");
         };
-        if let Some(reason) = unsupported {
-            return self.refuse(503, "unavailable", reason, Outcome::Unavailable);
+        if let Some(err) = unsupported {
+            log(
+                LogLevel::Error,
+                &format!("bridle: {err}; refusing requests"),
+            );
+            // Without the host facts the configuration asks for: this host may not have them
+            // (the SDK panics on a property call the host refuses).
+            let view = self.request_view(false, None);
+            return self.refuse(&view, HostRefusal::Unsupported(err));
         }
         let mut view = self.request_view(peer_uri_san, host_proof.as_deref());
         let Some(limit) = self.with_authorizer(|a| a.body_limit(&view)) else {
@@ -278,13 +276,10 @@ impl HttpContext for BridleFilter {
                             self.with_host(|a, h| a.decide(&view, h))
                         }
                         NginxBody::Unknown => {
-                            return self.refuse(
-                                411,
-                                "length_required",
-                                "this route's requests are decided on their body, which this host (ngx_wasm_module, Kong) \
-                                 can only hold with a content-length header",
-                                Outcome::BadRequest,
-                            )
+                            let refusal = HostRefusal::LengthRequired {
+                                host: Capabilities::KONG.host,
+                            };
+                            return self.refuse(&view, refusal);
                         }
                     }
                 }
@@ -357,11 +352,7 @@ impl HttpContext for BridleFilter {
                 );
                 self.tools_filter = None;
                 self.drop_response = true;
-                self.set_http_response_body(
-                    0,
-                    body_size,
-                    br#"{"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":"bridle: tools/list response too large to filter on this host"}}"#,
-                );
+                self.set_http_response_body(0, body_size, &Unfiltered::TooLarge.body());
                 return Action::Continue;
             }
             self.response_held = true;

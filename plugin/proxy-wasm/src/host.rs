@@ -34,18 +34,15 @@ pub const AUDIT_PREFIX: &str = "bridle.audit ";
 
 impl AuditSink for ProxyHost {
     fn record(&mut self, event: &AuditEvent) {
-        if !self.audit.log && self.audit.collector.is_none() {
-            return;
-        }
-        let json = event.to_json();
+        let mut json = None;
         if self.audit.log {
+            let line = event.to_json();
             // One JSON object per line behind a fixed prefix, so a log pipeline can pick them out.
-            let _ = hostcalls::log(LogLevel::Info, &format!("{AUDIT_PREFIX}{json}"));
+            let _ = hostcalls::log(LogLevel::Info, &format!("{AUDIT_PREFIX}{line}"));
+            json = Some(line);
         }
-        if let Some(buffer) = &self.audit.collector {
-            if let Ok(mut buffer) = buffer.try_borrow_mut() {
-                buffer.push(json);
-            }
+        if let Ok(mut control) = self.audit.control.try_borrow_mut() {
+            control.record(|| json.unwrap_or_else(|| event.to_json()));
         }
     }
 }

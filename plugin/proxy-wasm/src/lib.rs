@@ -2,10 +2,8 @@
 //! from the host, hands it to the core, and enforces the decision; all logic is in `bridle-core`.
 
 mod audit;
-mod bundle;
 mod capabilities;
 mod control;
-mod feed;
 mod filter;
 mod host;
 mod metrics;

@@ -108,7 +108,7 @@ impl Metrics {
             Outcome::Allow => self.allow,
             Outcome::Deny | Outcome::ApprovalRequired => self.deny,
             Outcome::Unauthenticated => self.unauthenticated,
-            Outcome::BadRequest => self.bad_request,
+            Outcome::BadRequest | Outcome::LengthRequired => self.bad_request,
             Outcome::PayloadTooLarge => self.payload_too_large,
             Outcome::UnsupportedMediaType => self.unsupported_media_type,
             Outcome::Error => self.error,

@@ -3,16 +3,15 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::time::Duration;
 
-use bridle_core::Authorizer;
+use bridle_core::control::ControlPlane;
+use bridle_core::{Authorizer, Capabilities};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{ContextType, LogLevel};
 
-use crate::audit::{AuditBuffer, AuditOutputs};
-use crate::bundle::BundlePoller;
-use crate::feed;
+use crate::audit::AuditOutputs;
+use crate::control::{self, ProxyShared};
 use crate::filter::BridleFilter;
 use crate::host::{log, now_unix_nanos};
 use crate::metrics::Metrics;
@@ -20,27 +19,41 @@ use crate::once::create_slots;
 
 pub struct BridleRoot {
     authorizer: Option<Rc<RefCell<Authorizer>>>,
+    control: Rc<RefCell<ControlPlane>>,
     metrics: Rc<Metrics>,
     audit: Rc<AuditOutputs>,
-    /// The revocation-feed call in flight, if any.
-    feed_call: Option<u32>,
-    next_feed_poll: u64,
-    bundle: BundlePoller,
 }
 
 impl Default for BridleRoot {
     fn default() -> Self {
+        let control = Rc::new(RefCell::new(ControlPlane::default()));
         Self {
             authorizer: None,
             metrics: Rc::new(Metrics::default()),
             audit: Rc::new(AuditOutputs {
                 log: true,
-                collector: None,
+                control: Rc::clone(&control),
             }),
-            feed_call: None,
-            next_feed_poll: 0,
-            bundle: BundlePoller::default(),
+            control,
         }
+    }
+}
+
+impl BridleRoot {
+    /// Runs `f` with the authorizer and the control plane borrowed, at `now` (unix seconds),
+    /// then logs and counts what the control plane noticed.
+    fn with_control(&self, f: impl FnOnce(&mut ControlPlane, &mut Authorizer, u64)) {
+        let Some(authorizer) = &self.authorizer else {
+            return;
+        };
+        let (Ok(mut authorizer), Ok(mut control)) =
+            (authorizer.try_borrow_mut(), self.control.try_borrow_mut())
+        else {
+            return;
+        };
+        let now = now_unix_nanos() / 1_000_000_000;
+        f(&mut control, &mut authorizer, now);
+        control::report(&mut control, &authorizer, &self.metrics, now);
     }
 }
 
@@ -61,29 +74,13 @@ impl Context for BridleRoot {
         body_size: usize,
         _num_trailers: usize,
     ) {
-        if let Some(buffer) = &self.audit.collector {
-            if let Ok(mut buffer) = buffer.try_borrow_mut() {
-                if buffer.on_response(token_id, num_headers) {
-                    self.metrics.audit(buffer.exported, buffer.dropped);
-                    return;
-                }
-            }
-        }
-        let Some(mut authorizer) = self
-            .authorizer
-            .as_ref()
-            .and_then(|a| a.try_borrow_mut().ok())
-        else {
-            return;
-        };
-        let now = now_unix_nanos() / 1_000_000_000;
-        if self.bundle.is_call(token_id) {
-            self.bundle
-                .on_response(&mut authorizer, &self.metrics, num_headers, body_size, now);
-        } else if self.feed_call == Some(token_id) {
-            self.feed_call = None;
-            feed::on_response(&mut authorizer, num_headers, body_size, now);
-        }
+        self.with_control(|control, authorizer, now| {
+            let Some(job) = control.job_of(token_id) else {
+                return;
+            };
+            let answer = control::answer(num_headers, body_size, control.body_limit(job));
+            control.on_answer(job, answer, authorizer, now, &mut ProxyShared);
+        });
     }
 }
 
@@ -96,7 +93,9 @@ impl RootContext for BridleRoot {
             );
             return false;
         };
-        let authorizer = match Authorizer::from_json(&bytes, id_seed()) {
+        // The host is known only from a request (see `capabilities`): what Envoy cannot
+        // honour is refused here, what only Kong lacks on each request.
+        let authorizer = match Authorizer::from_json_on(&bytes, id_seed(), &Capabilities::ENVOY) {
             Ok(authorizer) => authorizer,
             Err(err) => {
                 log(
@@ -106,27 +105,18 @@ impl RootContext for BridleRoot {
                 return false;
             }
         };
-        let audit = authorizer.audit_settings();
-        let collector = audit.collector.clone().map(AuditBuffer::new);
-        // One tick drives every periodic job. Polls keep their own schedules in seconds, so
-        // with a bundle or a feed the tick is at most a second: the first fetch happens at
-        // once instead of a whole poll period after start.
-        let control =
-            authorizer.revocation_feed().is_some() || authorizer.bundle_source().is_some();
-        let periods = [
-            control.then_some(Duration::from_secs(1)),
-            collector.as_ref().map(AuditBuffer::flush_period),
-        ];
-        if let Some(period) = periods.into_iter().flatten().min() {
+        let control = ControlPlane::new(&authorizer);
+        if let Some(period) = control.tick_period() {
             if let Err(status) = hostcalls::set_tick_period(period) {
                 // Without ticks the feed is never polled and events never leave: refuse.
                 log(LogLevel::Error, &format!("bridle: configuration refused: the policy bundle, revocation feed and audit export need timers: {status:?}"));
                 return false;
             }
         }
+        *self.control.borrow_mut() = control;
         self.audit = Rc::new(AuditOutputs {
-            log: audit.log,
-            collector: collector.map(RefCell::new),
+            log: authorizer.audit_settings().log,
+            control: Rc::clone(&self.control),
         });
         self.authorizer = Some(Rc::new(RefCell::new(authorizer)));
         self.metrics = Rc::new(Metrics::define());
@@ -137,33 +127,12 @@ impl RootContext for BridleRoot {
     }
 
     fn on_tick(&mut self) {
-        if let Some(buffer) = &self.audit.collector {
-            if let Ok(mut buffer) = buffer.try_borrow_mut() {
-                buffer.flush();
-                self.metrics.audit(buffer.exported, buffer.dropped);
+        self.with_control(|control, authorizer, now| {
+            for fetch in control.tick(authorizer, now, &mut ProxyShared) {
+                let token = control::dispatch(&fetch);
+                control.started(fetch.job, token, now);
             }
-        }
-        let Some(authorizer) = self.authorizer.clone() else {
-            return;
-        };
-        let Ok(mut authorizer) = authorizer.try_borrow_mut() else {
-            return;
-        };
-        feed::sync_from_shared(&mut authorizer);
-        let now = now_unix_nanos() / 1_000_000_000;
-        self.bundle.tick(&mut authorizer, &self.metrics, now);
-        self.metrics.ages(
-            self.bundle.confirmed_at.map(|at| now.saturating_sub(at)),
-            authorizer
-                .revocation_updated_at()
-                .map(|at| now.saturating_sub(at)),
-        );
-        if let Some(poll) = authorizer.revocation_feed().map(|f| f.poll_seconds) {
-            if self.feed_call.is_none() && now >= self.next_feed_poll {
-                self.feed_call = feed::poll(&authorizer);
-                self.next_feed_poll = now.saturating_add(poll);
-            }
-        }
+        });
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {

@@ -104,16 +104,14 @@ impl Authorizer {
     #[wasm_bindgen(constructor)]
     pub fn new(config_json: &str, seed_hi: u32, seed_lo: u32) -> Result<Authorizer, JsError> {
         let seed = (u64::from(seed_hi) << 32) | u64::from(seed_lo);
-        let inner = bridle_core::Authorizer::from_json(config_json.as_bytes(), seed)
-            .map_err(|err| JsError::new(&err.to_string()))?;
-        // No host in front of an edge worker or a page verifies tokens, so a configuration
-        // that trusts one could never admit a request: refuse it here, naming the field.
-        if inner.settings().host_payload_header.is_some() {
-            return Err(JsError::new(
-                "identity.host_verification: edge runtimes and browsers have no host that \
-                 verifies tokens; remove it (Bridle verifies signatures itself)",
-            ));
-        }
+        // Nothing runs between requests here and nothing verifies tokens in front of Bridle:
+        // a bundle, feed, collector or host verification is refused, naming the field.
+        let inner = bridle_core::Authorizer::from_json_on(
+            config_json.as_bytes(),
+            seed,
+            &bridle_core::Capabilities::EDGE,
+        )
+        .map_err(|err| JsError::new(&err.to_string()))?;
         Ok(Authorizer {
             inner,
             host: WebHost {

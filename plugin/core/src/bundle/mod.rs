@@ -10,7 +10,7 @@ pub mod signature;
 use serde_json::{Map, Value};
 
 use crate::config::{RawBundle, RawModule};
-use crate::error::ConfigError;
+use crate::error::{check_endpoint, check_range, ConfigError};
 use crate::identity::keys::{key_entry, Algorithm, KeyEntry};
 
 const MAX_BUNDLE_BYTES: usize = 64 * 1024 * 1024;
@@ -49,24 +49,14 @@ pub struct BundleSettings {
 
 impl BundleSettings {
     pub fn compile(raw: &RawBundle) -> Result<Self, ConfigError> {
-        if raw.cluster.is_empty() {
-            return Err(ConfigError::invalid("bundle.cluster", "must not be empty"));
-        }
-        if !raw.path.starts_with('/') {
-            return Err(ConfigError::invalid("bundle.path", "must start with `/`"));
-        }
-        if raw.poll_seconds == 0 || raw.poll_seconds > 86_400 {
-            return Err(ConfigError::invalid(
-                "bundle.poll_seconds",
-                "must be between 1 and 86400",
-            ));
-        }
-        if raw.timeout_ms == 0 || raw.timeout_ms > 60_000 {
-            return Err(ConfigError::invalid(
-                "bundle.timeout_ms",
-                "must be between 1 and 60000",
-            ));
-        }
+        check_endpoint("bundle", &raw.cluster, &raw.path)?;
+        check_range(
+            "bundle.poll_seconds".to_owned(),
+            raw.poll_seconds,
+            1,
+            86_400,
+        )?;
+        check_range("bundle.timeout_ms".to_owned(), raw.timeout_ms, 1, 60_000)?;
         if raw.max_bytes == 0 || raw.max_bytes > MAX_BUNDLE_BYTES {
             return Err(ConfigError::invalid(
                 "bundle.max_bytes",

@@ -26,6 +26,9 @@ pub struct Issuer {
     pub keys: Vec<KeyEntry>,
     /// A non-JWT-SVID issuer allowed to assert SPIFFE IDs in `sub`.
     pub spiffe_subjects: bool,
+    /// The trust domain every SPIFFE ID this issuer asserts must belong to.
+    pub trust_domain: Option<String>,
+    pub max_lifetime_seconds: Option<u64>,
 }
 
 /// Why a credential was refused. Each message names the check that failed.
@@ -71,8 +74,14 @@ pub enum TokenError {
     MissingAudience,
     #[error("token audience is not accepted")]
     WrongAudience,
-    #[error("token subject is not a SPIFFE ID: {0}")]
-    NotSpiffe(String),
+    #[error("token {role} is not a SPIFFE ID: {detail}")]
+    NotSpiffe { role: &'static str, detail: String },
+    #[error("SPIFFE ID `{id}` is outside trust domain `{trust_domain}` of issuer `{issuer}`")]
+    ForeignTrustDomain {
+        id: String,
+        trust_domain: String,
+        issuer: String,
+    },
     #[error("token claims malformed: {0}")]
     BadClaims(String),
     #[error("token has no `{0}` claim")]
@@ -87,6 +96,10 @@ pub struct VerifiedToken {
     pub issuer: String,
     pub profile: TokenProfile,
     pub subject: Option<String>,
+    /// The current actor (`act.sub`) of a delegated credential (RFC 8693): the caller, acting
+    /// for `subject`.
+    pub actor: Option<String>,
+    /// The caller's SPIFFE ID, where the issuer asserts SPIFFE IDs.
     pub spiffe: Option<SpiffeId>,
     pub expires_at: u64,
     pub not_before: Option<u64>,
@@ -336,7 +349,11 @@ impl TokenVerifier {
                 }
             }
         }
-        if let Some(max) = self.max_lifetime_seconds {
+        let max_lifetime = match (issuer.max_lifetime_seconds, self.max_lifetime_seconds) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if let Some(max) = max_lifetime {
             let issued_at = claims
                 .get("iat")
                 .and_then(Value::as_u64)
@@ -348,22 +365,13 @@ impl TokenVerifier {
         }
 
         let subject = claims.get("sub").and_then(Value::as_str).map(str::to_owned);
-        let spiffe = match (issuer.profile, &subject) {
-            (TokenProfile::JwtSvid, None) => {
-                return Err(TokenError::NotSpiffe("`sub` is missing".to_owned()))
-            }
-            (TokenProfile::JwtSvid, Some(sub)) => {
-                Some(SpiffeId::parse(sub).map_err(|err| TokenError::NotSpiffe(err.to_string()))?)
-            }
-            // Another issuer's subject is a SPIFFE ID only where the operator says that issuer
-            // may assert them: otherwise any OIDC user named `spiffe://…` would act as an agent.
-            (_, Some(sub)) if issuer.spiffe_subjects => SpiffeId::parse(sub).ok(),
-            _ => None,
-        };
+        let actor = current_actor(&claims);
+        let spiffe = spiffe_of_caller(issuer, subject.as_deref(), actor.as_deref())?;
         Ok(VerifiedToken {
             issuer: issuer.issuer.clone(),
             profile: issuer.profile,
             subject,
+            actor,
             spiffe,
             expires_at,
             not_before: claims.get("nbf").and_then(Value::as_u64),
@@ -372,6 +380,69 @@ impl TokenVerifier {
             claims,
         })
     }
+}
+
+/// `act.sub` of a delegated credential; `None` when there is no `act` or it is malformed (the
+/// delegation chain refuses a malformed one).
+fn current_actor(claims: &Map<String, Value>) -> Option<String> {
+    claims.get("act")?.get("sub")?.as_str().map(str::to_owned)
+}
+
+/// The SPIFFE ID of the caller (the current actor of a delegated credential, else `sub`).
+/// A JWT-SVID's `sub` is a SPIFFE ID by definition; every SPIFFE ID an issuer asserts lies in
+/// its trust domain.
+fn spiffe_of_caller(
+    issuer: &Issuer,
+    subject: Option<&str>,
+    actor: Option<&str>,
+) -> Result<Option<SpiffeId>, TokenError> {
+    let in_domain = |id: SpiffeId| match &issuer.trust_domain {
+        Some(domain) if *domain != id.trust_domain => Err(TokenError::ForeignTrustDomain {
+            id: id.id,
+            trust_domain: domain.clone(),
+            issuer: quote(&issuer.issuer),
+        }),
+        _ => Ok(id),
+    };
+    let subject_id = match (issuer.profile, subject) {
+        (TokenProfile::JwtSvid, None) => {
+            return Err(TokenError::NotSpiffe {
+                role: "subject",
+                detail: "`sub` is missing".to_owned(),
+            })
+        }
+        (TokenProfile::JwtSvid, Some(sub)) => Some(in_domain(spiffe_id("subject", sub)?)?),
+        _ => None,
+    };
+    // Another issuer's caller is a SPIFFE ID only where the operator says that issuer may
+    // assert them: otherwise any OIDC user named `spiffe://…` would act as an agent.
+    if issuer.profile != TokenProfile::JwtSvid && !issuer.spiffe_subjects {
+        return Ok(None);
+    }
+    // A name that claims the `spiffe` scheme but does not parse is refused rather than read as
+    // a non-SPIFFE caller, which would skip the trust-domain check; on a JWT-SVID every
+    // caller, the actor included, is a SPIFFE ID.
+    let asserted = |role, name: &str| -> Result<Option<SpiffeId>, TokenError> {
+        let claims_spiffe = name
+            .get(..7)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("spiffe:"));
+        if claims_spiffe || issuer.profile == TokenProfile::JwtSvid {
+            return in_domain(spiffe_id(role, name)?).map(Some);
+        }
+        Ok(None)
+    };
+    match actor {
+        Some(actor) => asserted("actor", actor),
+        None if subject_id.is_some() => Ok(subject_id),
+        None => subject.map_or(Ok(None), |sub| asserted("subject", sub)),
+    }
+}
+
+fn spiffe_id(role: &'static str, name: &str) -> Result<SpiffeId, TokenError> {
+    SpiffeId::parse(name).map_err(|err| TokenError::NotSpiffe {
+        role,
+        detail: err.to_string(),
+    })
 }
 
 impl TokenVerifier {

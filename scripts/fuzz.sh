@@ -12,7 +12,7 @@ sanitizer=(--sanitizer none)
 if [ "${2:-}" = "--asan" ]; then
   sanitizer=()
 fi
-targets=(token config mcp decision)
+targets=(token config mcp decision key_set)
 
 cd fuzz
 cargo +nightly fuzz build -O "${sanitizer[@]}"
@@ -43,6 +43,12 @@ printf '\x03POST\n/mcp\nfuzz.internal\ncontent-type: application/json\ncontent-e
 printf '\x01GET\n/api/..;/mcp\nfuzz.internal\n\n' >corpus/decision/seed-semicolon
 printf '\x01GET\n/api/reports\nfuzz.internal\nx-bridle-agent: spiffe://fuzz.test/agent/admin\n\n' \
   >corpus/decision/seed-reserved
+# Key set seeds: a JWKS with an EC and an RSA key, and a SPIFFE bundle document.
+mkdir -p corpus/key_set
+printf '%s' '{"keys":[{"kty":"EC","crv":"P-256","kid":"a","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"},{"kty":"RSA","kid":"r","n":"0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw","e":"AQAB"}]}' \
+  >corpus/key_set/seed-jwks
+printf '%s' '{"spiffe_sequence":1,"spiffe_refresh_hint":300,"keys":[{"use":"jwt-svid","kty":"EC","crv":"P-256","kid":"s","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"},{"use":"x509-svid","kty":"EC","crv":"P-256","x5c":["MIIB"],"x":"AA","y":"AA"}]}' \
+  >corpus/key_set/seed-spiffe
 mkdir -p corpus/mcp
 printf 'application/json; charset="utf-8"\n{"jsonrpc":"2.0","id":1,"method":"tools/list"}' \
   >corpus/mcp/seed-content-type

@@ -77,6 +77,10 @@ test("configuration this build has no code for is refused at load, naming the fi
     ["audit.collector", { audit: { collector: { cluster: "audit", path: "/events" } } }],
     ["audit.filter_state", { audit: { filter_state: true } }],
   ];
+  // Keys fetched from the issuer would never be fetched: every token refused (503).
+  const fetchedKeys = agentsConfig(issuer);
+  fetchedKeys.issuers = fetchedKeys.issuers.map(({ jwks, ...entry }) => ({ ...entry, jwks_source: { cluster: "spire", path: "/keys" } }));
+  cases.push(["issuers[0].jwks_source", { issuers: fetchedKeys.issuers }]);
   for (const [field, block] of cases) {
     const config = { ...agentsConfig(issuer), ...block };
     assert.throws(

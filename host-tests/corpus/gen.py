@@ -185,6 +185,85 @@ def action_digest() -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+KEY_SET_ISSUER = f"spiffe://{TRUST_DOMAIN}"
+
+
+def hostile_key_sets(weak: Key) -> dict:
+    """Key set documents an issuer's endpoint might serve (`issuers[].jwks_source`), in the
+    order a test serves them: each either replaces the issuer's keys (the key ids then in use,
+    how many keys were ignored, a token one of them signed) or is refused (the last good keys
+    stay)."""
+    ec, rsa_key, spiffe_key, other_ec = Key("P-256"), Key("RSA"), Key("P-256"), Key("P-256")
+    issuer = Issuer(KEY_SET_ISSUER, "jwt-svid", "ES256", ec, kid="ec-1")
+    entry = issuer.entry()
+    del entry["jwks"]
+    entry["algorithms"] = ["ES256", "RS256"]
+    entry["jwks_source"] = {"cluster": "bridle-control", "path": "/keys", "refresh_seconds": 10,
+                            "min_refresh_seconds": 1, "max_staleness_seconds": 3600}
+
+    def public(key: Key, kid: str, alg=None, **extra) -> dict:
+        jwk = key.jwk(kid, alg or ("RS256" if key.family == "RSA" else "ES256"))
+        if alg is None:
+            del jwk["alg"]
+        jwk.update(extra)
+        return jwk
+
+    def private(key: Key, kid: str) -> dict:
+        jwk = public(key, kid)
+        jwk["d"] = b64(key.private.private_numbers().private_value.to_bytes(32, "big"))
+        return jwk
+
+    def signed(key: Key, kid: str, alg="ES256") -> str:
+        return issuer.mint(headers={"kid": kid}, key=key, alg=alg)
+
+    documents = []
+
+    def update(name, doc, kids, ignored, token):
+        documents.append({"name": name, "document": json.dumps(doc), "expect": "update",
+                          "kids": kids, "ignored": ignored, "token": token})
+
+    def refuse(name, document: str):
+        documents.append({"name": name, "document": document, "expect": "refuse"})
+
+    update("jwks/ec-and-rsa", {"keys": [public(ec, "ec-1"), public(rsa_key, "rsa-1")]},
+           ["ec-1", "rsa-1"], 0, signed(rsa_key, "rsa-1", "RS256"))
+    p521 = ec_p521_public()
+    update("spiffe-bundle/x509-keys-ignored", {
+        "spiffe_sequence": 7, "spiffe_refresh_hint": 300,
+        "keys": [public(spiffe_key, "svid-1", use="jwt-svid"),
+                 public(other_ec, "x509-1", use="x509-svid", x5c=["MIIBcert"])]},
+        ["svid-1"], 1, signed(spiffe_key, "svid-1"))
+    ed = Key("Ed25519")
+    update("jwks/unusable-keys-ignored", {"keys": [
+        public(weak, "weak-rsa"),
+        private(other_ec, "has-private-part"),
+        {"kty": "oct", "kid": "hmac", "k": b64(b"secret-secret-secret")},
+        public(ed, "ed25519"),
+        p521,
+        public(other_ec, "for-encryption", use="enc"),
+        public(ec, "ec-2"),
+        public(other_ec, "ec-2"),
+        {"kty": "EC", "crv": "P-256", "kid": "off-curve", "x": b64(b"\x01" * 32), "y": b64(b"\x02" * 32)},
+        "not an object",
+    ]}, ["ec-2"], 9, signed(ec, "ec-2"))
+    refuse("refuse/no-usable-key", json.dumps({"keys": [public(weak, "weak-rsa"), p521]}))
+    refuse("refuse/empty", json.dumps({"keys": []}))
+    refuse("refuse/not-an-object", json.dumps([public(ec, "ec-3")]))
+    refuse("refuse/keys-not-an-array", json.dumps({"keys": public(ec, "ec-3")}))
+    refuse("refuse/duplicate-member", '{"keys": [%s], "keys": []}' % json.dumps(public(ec, "ec-3")))
+    refuse("refuse/truncated", json.dumps({"keys": [public(ec, "ec-3")]})[:-5])
+    refuse("refuse/oversized", json.dumps({"keys": [public(ec, "ec-3")], "pad": "x" * 70000}))
+    refuse("refuse/deeply-nested", "[" * 5000 + "]" * 5000)
+    return {"issuer": entry, "documents": documents}
+
+
+def ec_p521_public() -> dict:
+    """A P-521 key: a curve Bridle does not support."""
+    numbers = ec.generate_private_key(ec.SECP521R1()).public_key().public_numbers()
+    return {"kty": "EC", "crv": "P-521", "kid": "p521",
+            "x": b64(numbers.x.to_bytes(66, "big")), "y": b64(numbers.y.to_bytes(66, "big"))}
+
+
 def main(out: str) -> None:
     keys = {alg: Key(family(alg)) for alg in ALGS}
     workload = []
@@ -473,6 +552,7 @@ def main(out: str) -> None:
     refuse("revocation/long-jti-task", txn.mint(txn.claims(jti=long_jti)), "revoked", slot="task")
 
     cases = [c for c in cases if c["token"]]
+    key_sets = hostile_key_sets(weak)
     corpus = {
         "generator": f"PyJWT {jwt.__version__}",
         "now": NOW,
@@ -488,6 +568,7 @@ def main(out: str) -> None:
         "revoked_jti": revoked_jti,
         "weak_rsa_issuer": Issuer("https://weak.corpus.test", "oidc", "RS256", weak).entry(),
         "cases": cases,
+        "key_sets": key_sets,
     }
     with open(out, "w", encoding="utf-8") as f:
         json.dump(corpus, f, indent=1)

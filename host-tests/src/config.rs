@@ -32,6 +32,25 @@ pub fn spiffe_subjects_entry(issuer: &TestIssuer) -> Result<Value, Error> {
     Ok(entry)
 }
 
+/// The entry of `issuer` with its keys fetched from `source` (`jwks_source`), not inline.
+pub fn fetched_keys_entry(issuer: &TestIssuer, source: Value) -> Result<Value, Error> {
+    let mut entry = issuer_entry(issuer)?;
+    if let Some(fields) = entry.as_object_mut() {
+        fields.remove("jwks");
+        fields.insert("jwks_source".into(), source);
+    }
+    Ok(entry)
+}
+
+/// A JWKS document with the public keys of `issuers`.
+pub fn jwks(issuers: &[&TestIssuer]) -> Result<Value, Error> {
+    let keys = issuers
+        .iter()
+        .map(|issuer| issuer.jwk())
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(json!({ "keys": keys }))
+}
+
 /// The `policy` block of the shipped agent policy (`policies/agents/`).
 pub fn agents_policy() -> Result<Value, Error> {
     Ok(bridle_policies::AGENTS.config_block()?)

@@ -142,3 +142,91 @@ fn a_weak_rsa_key_in_the_configuration_is_refused_by_the_wasm_naming_the_field()
         "{err}"
     );
 }
+
+/// Key set documents from the independent stack (`key_sets` in the corpus), served in order by
+/// the issuer's endpoint: each replaces the keys (unusable keys ignored and counted, a token of
+/// a usable key accepted) or is refused with the last good keys kept.
+#[test]
+fn fetched_key_sets_are_used_key_by_key_or_refused_whole() {
+    let corpus = hostile::generate();
+    let harness = Harness::load(host_tests::paths::wasm().unwrap()).unwrap();
+    let sets = &corpus.doc["key_sets"];
+    let mut config = corpus.config();
+    config["issuers"] = json!([sets["issuer"]]);
+    let now =
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(corpus.doc["now"].as_u64().unwrap());
+    let mut plugin = harness
+        .start(
+            PluginOptions::with_config(config.to_string())
+                .at(now)
+                .known_clusters(["bridle-control"]),
+        )
+        .unwrap();
+    let send = |plugin: &mut Plugin, token: &str| {
+        let request = HttpRequest::get("/api/reports")
+            .authority(corpus.host())
+            .header("authorization", format!("Bearer {token}"));
+        plugin.request(&request).unwrap()
+    };
+    let metric = |plugin: &Plugin, name: &str| plugin.metric(name).unwrap_or(0);
+    let mut failures = Vec::new();
+    let mut last_good: Option<String> = None;
+    for document in sets["documents"].as_array().unwrap() {
+        let name = document["name"].as_str().unwrap();
+        plugin.advance_time(std::time::Duration::from_secs(10));
+        plugin.tick().unwrap();
+        let call = plugin
+            .pending_http_calls()
+            .iter()
+            .find(|c| c.headers.get(":path") == Some(&b"/keys"[..]))
+            .cloned()
+            .unwrap_or_else(|| panic!("{name}: no key set call"));
+        let (updates, refused, ignored) = (
+            metric(&plugin, "bridle.keys.updates"),
+            metric(&plugin, "bridle.keys.failures"),
+            metric(&plugin, "bridle.keys.ignored"),
+        );
+        let body = document["document"].as_str().unwrap().as_bytes().to_vec();
+        plugin
+            .respond_http_call(
+                call.token,
+                200,
+                [("content-type", "application/json")],
+                body,
+            )
+            .unwrap();
+        assert!(!plugin.is_failed(), "the module trapped on {name}");
+        if document["expect"] == "update" {
+            let kids: Vec<&str> = document["kids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|k| k.as_str().unwrap())
+                .collect();
+            let token = document["token"].as_str().unwrap();
+            let outcome = send(&mut plugin, token);
+            if metric(&plugin, "bridle.keys.updates") != updates + 1
+                || metric(&plugin, "bridle.keys.ignored") - ignored
+                    != document["ignored"].as_u64().unwrap()
+                || !plugin.log_contains(&format!("now: {}", kids.join(", ")))
+                || !outcome.is_forwarded()
+            {
+                failures.push(format!(
+                    "{name}: expected keys {kids:?}, {} ignored, its token accepted: {} {}",
+                    document["ignored"],
+                    outcome.status(),
+                    outcome.body_text()
+                ));
+            }
+            last_good = Some(token.to_owned());
+        } else {
+            let kept = last_good
+                .as_deref()
+                .map(|token| send(&mut plugin, token).is_forwarded());
+            if metric(&plugin, "bridle.keys.failures") != refused + 1 || kept != Some(true) {
+                failures.push(format!("{name}: expected refused, last good keys kept"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -108,10 +108,20 @@ impl Capabilities {
                 "Envoy dynamic metadata",
             ),
         ];
-        match needs.iter().find(|(set, can, _, _)| *set && !*can) {
-            Some((_, _, field, what)) => Err(ConfigError::Unsupported {
+        if let Some((_, _, field, what)) = needs.iter().find(|(set, can, _, _)| *set && !*can) {
+            return Err(ConfigError::Unsupported {
                 field: (*field).to_owned(),
                 needs: (*what).to_owned(),
+                host: self.host,
+            });
+        }
+        if self.control_plane {
+            return Ok(());
+        }
+        match authorizer.key_sources().first() {
+            Some((id, _, _)) => Err(ConfigError::Unsupported {
+                field: format!("{}.jwks_source", id.field()),
+                needs: "outbound calls on a timer to fetch the issuer's keys".to_owned(),
                 host: self.host,
             }),
             None => Ok(()),

@@ -4,13 +4,13 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use crate::config::{ActionClass, Protocol, RawIssuer, RawMcp, RawRoute, RawTool, TokenProfile};
-use crate::error::ConfigError;
-use crate::identity::keys::{self, Algorithm};
-use crate::identity::verify::Issuer;
+use crate::error::{check_endpoint, check_range, ConfigError};
+use crate::identity::keys::{self, Algorithm, KeyEntry};
+use crate::identity::verify::{Issuer, RemoteKeys};
 use crate::route::PathPattern;
 
 /// Which kind of credential an issuer list verifies: each accepts its own profiles only.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IssuerRole {
     Workload,
     Task,
@@ -92,24 +92,7 @@ pub fn issuers(raw: &[RawIssuer], at: &str, role: IssuerRole) -> Result<Vec<Issu
             }
             algorithms.push(alg);
         }
-        if issuer.jwks.keys.is_empty() {
-            return Err(ConfigError::invalid(
-                format!("{at}.jwks.keys"),
-                "at least one key is required",
-            ));
-        }
-        let mut kids = HashSet::new();
-        let mut keys_out = Vec::with_capacity(issuer.jwks.keys.len());
-        for (k, jwk) in issuer.jwks.keys.iter().enumerate() {
-            let key_at = format!("{at}.jwks.keys[{k}]");
-            if !kids.insert(jwk.kid.as_str()) {
-                return Err(ConfigError::invalid(
-                    format!("{key_at}.kid"),
-                    format!("`{}` is used twice", jwk.kid),
-                ));
-            }
-            keys_out.push(keys::key_entry(jwk, &algorithms, &key_at)?);
-        }
+        let (keys_out, remote) = issuer_keys(issuer, &algorithms, &at)?;
         let asserts_spiffe = issuer.profile == TokenProfile::JwtSvid || issuer.spiffe_subjects;
         if issuer.spiffe_subjects && role != IssuerRole::Workload {
             return Err(ConfigError::invalid(
@@ -149,12 +132,82 @@ pub fn issuers(raw: &[RawIssuer], at: &str, role: IssuerRole) -> Result<Vec<Issu
             audiences: issuer.audiences.iter().cloned().collect(),
             algorithms,
             keys: keys_out,
+            remote,
             spiffe_subjects: issuer.spiffe_subjects,
             trust_domain,
             max_lifetime_seconds: issuer.max_lifetime_seconds,
         });
     }
     Ok(issuers)
+}
+
+/// An issuer's inline keys, or (none yet) where its keys are fetched from.
+fn issuer_keys(
+    issuer: &RawIssuer,
+    algorithms: &[Algorithm],
+    at: &str,
+) -> Result<(Vec<KeyEntry>, Option<RemoteKeys>), ConfigError> {
+    match (&issuer.jwks, &issuer.jwks_source) {
+        (Some(_), Some(_)) => Err(ConfigError::invalid(
+            format!("{at}.jwks_source"),
+            "an issuer's keys are either inline (`jwks`) or fetched (`jwks_source`), not both",
+        )),
+        (None, None) => Err(ConfigError::invalid(
+            format!("{at}.jwks"),
+            "keys are required: inline (`jwks`) or fetched (`jwks_source`)",
+        )),
+        (None, Some(source)) => {
+            let at = format!("{at}.jwks_source");
+            check_endpoint(&at, &source.cluster, &source.path)?;
+            check_range(
+                format!("{at}.refresh_seconds"),
+                source.refresh_seconds,
+                1,
+                86_400,
+            )?;
+            check_range(
+                format!("{at}.min_refresh_seconds"),
+                source.min_refresh_seconds,
+                1,
+                source.refresh_seconds,
+            )?;
+            check_range(
+                format!("{at}.max_staleness_seconds"),
+                source.max_staleness_seconds,
+                source.refresh_seconds,
+                7 * 86_400,
+            )?;
+            check_range(format!("{at}.timeout_ms"), source.timeout_ms, 1, 60_000)?;
+            check_range(
+                format!("{at}.max_bytes"),
+                source.max_bytes as u64,
+                1024,
+                1024 * 1024,
+            )?;
+            Ok((Vec::new(), Some(RemoteKeys::new(source.clone()))))
+        }
+        (Some(jwks), None) => {
+            if jwks.keys.is_empty() {
+                return Err(ConfigError::invalid(
+                    format!("{at}.jwks.keys"),
+                    "at least one key is required",
+                ));
+            }
+            let mut kids = HashSet::new();
+            let mut keys = Vec::with_capacity(jwks.keys.len());
+            for (k, jwk) in jwks.keys.iter().enumerate() {
+                let key_at = format!("{at}.jwks.keys[{k}]");
+                if !kids.insert(jwk.kid.as_str()) {
+                    return Err(ConfigError::invalid(
+                        format!("{key_at}.kid"),
+                        format!("`{}` is used twice", jwk.kid),
+                    ));
+                }
+                keys.push(keys::key_entry(jwk, algorithms, &key_at)?);
+            }
+            Ok((keys, None))
+        }
+    }
 }
 
 /// The longest lifetime an issuer's `max_lifetime_seconds` may allow.

@@ -183,6 +183,48 @@ pub struct RawFeed {
     pub fail_closed: bool,
 }
 
+/// A remote key set: a cluster of the host and a path on it.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RawKeySource {
+    pub cluster: String,
+    pub path: String,
+    #[serde(default = "default_feed_authority")]
+    pub authority: String,
+    /// How often the set is fetched again (with the last `ETag`).
+    #[serde(default = "default_key_refresh_seconds")]
+    pub refresh_seconds: u64,
+    /// A token naming a key id the set lacks fetches it sooner, at most this often.
+    #[serde(default = "default_key_min_refresh_seconds")]
+    pub min_refresh_seconds: u64,
+    /// Tokens of the issuer are refused (503) while its keys are older than this (no successful
+    /// fetch or not-modified answer), and before the first fetch.
+    #[serde(default = "default_key_max_staleness")]
+    pub max_staleness_seconds: u64,
+    #[serde(default = "default_feed_timeout_ms")]
+    pub timeout_ms: u64,
+    /// A larger document is refused.
+    #[serde(default = "default_key_set_bytes")]
+    pub max_bytes: usize,
+}
+
+fn default_key_refresh_seconds() -> u64 {
+    300
+}
+
+fn default_key_min_refresh_seconds() -> u64 {
+    30
+}
+
+fn default_key_max_staleness() -> u64 {
+    3600
+}
+
+fn default_key_set_bytes() -> usize {
+    64 * 1024
+}
+
 fn default_feed_authority() -> String {
     "bridle-control".to_owned()
 }
@@ -439,7 +481,13 @@ pub struct RawIssuer {
     pub profile: TokenProfile,
     pub audiences: Vec<String>,
     pub algorithms: Vec<String>,
-    pub jwks: RawJwks,
+    /// The issuer's keys, inline. Exactly one of `jwks` and `jwks_source`.
+    #[serde(default)]
+    pub jwks: Option<RawJwks>,
+    /// Where the issuer publishes its keys (a JWKS, or a SPIFFE bundle endpoint's document),
+    /// fetched through the host and refreshed: keys rotate without a configuration push.
+    #[serde(default)]
+    pub jwks_source: Option<RawKeySource>,
     /// Whether a `sub` of this issuer that is a SPIFFE ID is exposed as one
     /// (`input.identity.spiffe`). JWT-SVID issuers always assert SPIFFE IDs; any other issuer
     /// only when set, since a SPIFFE ID is what policies key agents on.

@@ -42,6 +42,9 @@ impl TaskSettings {
     /// Verifies the task credential in `value` (the header's value), using the cache.
     pub fn verify(&mut self, value: &str, now: u64) -> Result<(Rc<VerifiedTask>, bool), TaskError> {
         if let Some(hit) = self.cache.get(value, now) {
+            self.verifier
+                .check_keys_fresh(&hit.token.issuer, now)
+                .map_err(TaskError::Invalid)?;
             return Ok((hit, true));
         }
         let token = self

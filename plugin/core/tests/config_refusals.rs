@@ -45,6 +45,19 @@ fn good(jwk: &Value) -> Value {
     })
 }
 
+fn key_source() -> Value {
+    json!({"cluster": "spire", "path": "/keys"})
+}
+
+/// The first issuer's keys fetched instead of inline, with `field` set to `value`.
+fn fetched(config: &mut Value, field: &str, value: Value) {
+    let issuer = config["issuers"][0].as_object_mut().unwrap();
+    issuer.remove("jwks");
+    let mut source = key_source();
+    source[field] = value;
+    issuer.insert("jwks_source".into(), source);
+}
+
 /// A 1024-bit RSA public key (the modulus only needs its size to be judged).
 fn weak_rsa_jwk() -> Value {
     let mut n = vec![0xc5u8; 128];
@@ -151,6 +164,50 @@ fn cases(jwk: &Value) -> Vec<(&'static str, Mutation)> {
         (
             "issuers[0].max_lifetime_seconds",
             Box::new(|c| c["issuers"][0]["max_lifetime_seconds"] = json!(86_401)),
+        ),
+        (
+            "issuers[0].jwks",
+            Box::new(|c| {
+                c["issuers"][0].as_object_mut().unwrap().remove("jwks");
+            }),
+        ),
+        (
+            "issuers[0].jwks_source",
+            Box::new(|c| c["issuers"][0]["jwks_source"] = key_source()),
+        ),
+        (
+            "issuers[0].jwks_source.path",
+            Box::new(|c| fetched(c, "path", json!("keys"))),
+        ),
+        (
+            "issuers[0].jwks_source.cluster",
+            Box::new(|c| fetched(c, "cluster", json!(""))),
+        ),
+        (
+            "issuers[0].jwks_source.refresh_seconds",
+            Box::new(|c| fetched(c, "refresh_seconds", json!(0))),
+        ),
+        (
+            "issuers[0].jwks_source.min_refresh_seconds",
+            // More often than the schedule itself.
+            Box::new(|c| fetched(c, "min_refresh_seconds", json!(301))),
+        ),
+        (
+            "issuers[0].jwks_source.max_staleness_seconds",
+            // Stale before the next scheduled refresh.
+            Box::new(|c| fetched(c, "max_staleness_seconds", json!(299))),
+        ),
+        (
+            "issuers[0].jwks_source.timeout_ms",
+            Box::new(|c| fetched(c, "timeout_ms", json!(0))),
+        ),
+        (
+            "issuers[0].jwks_source.max_bytes",
+            Box::new(|c| fetched(c, "max_bytes", json!(2 * 1024 * 1024))),
+        ),
+        (
+            "task.issuers[0].jwks_source",
+            Box::new(|c| c["task"]["issuers"][0]["jwks_source"] = key_source()),
         ),
         (
             "task.issuers[0].spiffe_subjects",
@@ -333,4 +390,29 @@ fn each_bad_configuration_is_refused_naming_its_field() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Fetched keys need a host that calls out on a timer: Envoy and Kong load them, the edge
+/// build refuses them naming the field and the host.
+#[test]
+fn fetched_keys_load_where_the_host_can_fetch_them() {
+    let key = ES256KeyPair::generate().with_key_id("k1");
+    let mut config = good(&es256_jwk(&key, "k1"));
+    fetched(&mut config, "refresh_seconds", json!(60));
+    let bytes = config.to_string();
+    for host in [
+        bridle_core::Capabilities::ENVOY,
+        bridle_core::Capabilities::KONG,
+    ] {
+        let authorizer = Authorizer::from_json_on(bytes.as_bytes(), 1, &host).unwrap();
+        assert_eq!(authorizer.key_sources().len(), 1, "{}", host.host);
+    }
+    let err = Authorizer::from_json_on(bytes.as_bytes(), 1, &bridle_core::Capabilities::EDGE)
+        .err()
+        .expect("refused on the edge");
+    assert_eq!(err.field(), "issuers[0].jwks_source", "{err}");
+    assert!(
+        err.to_string().contains("edge runtimes and browsers"),
+        "{err}"
+    );
 }

@@ -62,6 +62,9 @@ pub fn report(control: &mut ControlPlane, authorizer: &Authorizer, metrics: &Met
         if let Some(activated) = notice.bundle_outcome() {
             metrics.count_bundle(activated);
         }
+        if let Some((updated, ignored)) = notice.key_set_outcome() {
+            metrics.count_key_set(updated, ignored);
+        }
         let level = match notice.level() {
             Level::Debug => LogLevel::Debug,
             Level::Info => LogLevel::Info,

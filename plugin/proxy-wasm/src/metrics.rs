@@ -22,6 +22,9 @@ pub struct Metrics {
     bundle_activated: Option<u32>,
     bundle_failed: Option<u32>,
     bundle_age: Option<u32>,
+    keys_updated: Option<u32>,
+    keys_failed: Option<u32>,
+    keys_ignored: Option<u32>,
     feed_age: Option<u32>,
 }
 
@@ -66,6 +69,9 @@ impl Metrics {
             bundle_activated: counter("bridle.bundle.activations"),
             bundle_failed: counter("bridle.bundle.failures"),
             bundle_age: gauge("bridle.bundle.age_seconds"),
+            keys_updated: counter("bridle.keys.updates"),
+            keys_failed: counter("bridle.keys.failures"),
+            keys_ignored: counter("bridle.keys.ignored"),
             feed_age: gauge("bridle.revocation_feed.age_seconds"),
         }
     }
@@ -88,6 +94,18 @@ impl Metrics {
         } else {
             self.bundle_failed
         });
+    }
+
+    /// A fetched key set replaced an issuer's keys (ignoring `ignored` of its keys), or not.
+    pub fn count_key_set(&self, updated: bool, ignored: usize) {
+        increment(if updated {
+            self.keys_updated
+        } else {
+            self.keys_failed
+        });
+        if let Some(id) = self.keys_ignored.filter(|_| ignored > 0) {
+            let _ = hostcalls::increment_metric(id, i64::try_from(ignored).unwrap_or(i64::MAX));
+        }
     }
 
     /// Seconds since the bundle was last confirmed and the feed last updated, when known.

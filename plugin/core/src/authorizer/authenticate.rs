@@ -82,6 +82,7 @@ impl Authorizer {
             }
         }
         if let Some(hit) = self.cache.get(token, now) {
+            self.verifier.check_keys_fresh(&hit.token.issuer, now)?;
             *cache_hit = Some(true);
             return Ok(hit);
         }

@@ -9,6 +9,8 @@ mod finish;
 mod pipeline;
 mod sources;
 
+pub use sources::KeySetId;
+
 use std::collections::BTreeSet;
 
 use regorus::Value;
@@ -23,7 +25,7 @@ use crate::error::ConfigError;
 use crate::host::Host;
 use crate::identity::cache::TokenCache;
 use crate::identity::native::SignatureVerdict;
-use crate::identity::{TokenVerifier, VerifiedToken};
+use crate::identity::{TokenError, TokenVerifier, VerifiedToken};
 use crate::intent;
 use crate::policy::Policy;
 use crate::request::{parse_path, RequestView};
@@ -74,6 +76,13 @@ impl Refusal {
     }
     fn forbidden(reason: impl ToString) -> Self {
         Refusal(Outcome::Deny, reason.to_string())
+    }
+    /// A credential that did not verify: 401, unless the gateway could not check it (503).
+    fn credential(err: TokenError) -> Self {
+        match err {
+            TokenError::KeysUnavailable { .. } => Refusal(Outcome::Unavailable, err.to_string()),
+            _ => Refusal::unauthenticated(err),
+        }
     }
 }
 

@@ -10,6 +10,7 @@ use crate::decision::Outcome;
 use crate::delegation::{self, Chain, DelegationError};
 use crate::host::{Host, Once};
 use crate::identity::verify::quote;
+use crate::identity::TokenError;
 use crate::input;
 use crate::input_reads::{InputReads, Part};
 use crate::intent;
@@ -121,7 +122,7 @@ impl Authorizer {
     ) -> Result<Rc<CachedIdentity>, Refusal> {
         let identity = self
             .authenticate(request, now, &mut trace.cache_hit)
-            .map_err(Refusal::unauthenticated)?;
+            .map_err(Refusal::credential)?;
         let mut agent = identity.agent.clone();
         agent.owner = self.inventory.owners.get(&*identity.caller).cloned();
         agent.cache_hit = trace.cache_hit.unwrap_or(false);
@@ -185,7 +186,12 @@ impl Authorizer {
         };
         let (task, _) = settings
             .verify(value.trim(), now)
-            .map_err(Refusal::unauthenticated)?;
+            .map_err(|err| match &err {
+                TaskError::Invalid(TokenError::KeysUnavailable { .. }) => {
+                    Refusal(Outcome::Unavailable, err.to_string())
+                }
+                _ => Refusal::unauthenticated(err),
+            })?;
         trace.task = Some(task.txn.clone());
         if self.revocations.txn_revoked(&task.txn) {
             return Err(Refusal::unauthenticated(format!(

@@ -1,15 +1,104 @@
 //! What the control plane feeds in while the authorizer runs: verified bundles (the active
-//! policy and its revision) and revocation feed documents (and how stale they may get).
+//! policy and its revision), revocation feed documents (and how stale they may get), and
+//! issuers' fetched key sets.
 
 use super::{Authorizer, Refusal};
 use crate::bundle::BundleError;
-use crate::compile;
-use crate::config::{RawAudit, RawBundle, RawFeed, RawPolicy};
+use crate::compile::{self, IssuerRole};
+use crate::config::{RawAudit, RawBundle, RawFeed, RawKeySource, RawPolicy};
 use crate::decision::Outcome;
+use crate::identity::key_set::{KeySetChange, KeySetError};
+use crate::identity::TokenVerifier;
 use crate::policy::Policy;
 use crate::revocation::FeedError;
 
+/// One issuer whose keys are fetched: which verifier (workload, task or approval issuers) and
+/// its place there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeySetId {
+    pub role: IssuerRole,
+    pub index: usize,
+}
+
+impl KeySetId {
+    /// The issuer's configuration field, such as `task.issuers[0]`.
+    pub fn field(&self) -> String {
+        let list = match self.role {
+            IssuerRole::Workload => "issuers",
+            IssuerRole::Task => "task.issuers",
+            IssuerRole::Approval => "approval.issuers",
+        };
+        format!("{list}[{}]", self.index)
+    }
+}
+
 impl Authorizer {
+    fn verifier_of(&self, role: IssuerRole) -> Option<&TokenVerifier> {
+        match role {
+            IssuerRole::Workload => Some(&self.verifier),
+            IssuerRole::Task => self.task.as_ref().map(|t| &t.verifier),
+            IssuerRole::Approval => self.approval.as_ref().map(|a| &a.verifier),
+        }
+    }
+
+    fn verifier_of_mut(&mut self, role: IssuerRole) -> Option<&mut TokenVerifier> {
+        match role {
+            IssuerRole::Workload => Some(&mut self.verifier),
+            IssuerRole::Task => self.task.as_mut().map(|t| &mut t.verifier),
+            IssuerRole::Approval => self.approval.as_mut().map(|a| &mut a.verifier),
+        }
+    }
+
+    /// Every issuer whose keys the host must fetch: its id, name and source.
+    pub fn key_sources(&self) -> Vec<(KeySetId, &str, &RawKeySource)> {
+        let mut sources = Vec::new();
+        for role in [IssuerRole::Workload, IssuerRole::Task, IssuerRole::Approval] {
+            if let Some(verifier) = self.verifier_of(role) {
+                sources.extend(
+                    verifier
+                        .remote_sources()
+                        .map(|(index, issuer, source)| (KeySetId { role, index }, issuer, source)),
+                );
+            }
+        }
+        sources
+    }
+
+    /// Replaces an issuer's keys with a set fetched at `now` (`None`: the same document as
+    /// before, nothing changed). Tokens verified with the old keys are verified again: a
+    /// removed key's tokens are refused from now on.
+    pub fn apply_key_set(
+        &mut self,
+        id: KeySetId,
+        body: &[u8],
+        now: u64,
+    ) -> Result<Option<KeySetChange>, KeySetError> {
+        let verifier = self
+            .verifier_of_mut(id.role)
+            .ok_or_else(|| KeySetError::Malformed("no such issuer".to_owned()))?;
+        let change = verifier.replace_keys(id.index, body, now)?;
+        if change.is_some() {
+            self.cache.clear();
+            if let Some(task) = &mut self.task {
+                task.cache.clear();
+            }
+        }
+        Ok(change)
+    }
+
+    /// The source answered that an issuer's keys have not changed.
+    pub fn confirm_key_set(&mut self, id: KeySetId, now: u64) {
+        if let Some(verifier) = self.verifier_of_mut(id.role) {
+            verifier.confirm_keys(id.index, now);
+        }
+    }
+
+    /// Whether a token named a key id the issuer lacks since its keys were last fetched.
+    pub fn key_refresh_wanted(&self, id: KeySetId) -> bool {
+        self.verifier_of(id.role)
+            .is_some_and(|v| v.refresh_wanted(id.index))
+    }
+
     /// The revocation feed the host must poll, if any.
     pub fn revocation_feed(&self) -> Option<&RawFeed> {
         self.feed.as_ref()

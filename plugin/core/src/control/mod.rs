@@ -1,5 +1,5 @@
-//! The control plane, sans IO: when to fetch the policy bundle and the revocation feed, when to
-//! export audit events, and what to do with each answer. A host adapter only performs the calls
+//! The control plane, sans IO: when to fetch the policy bundle, the revocation feed and issuers'
+//! key sets, when to export audit events, and what to do with each answer. A host adapter only performs the calls
 //! it is handed ([`Fetch`]), reports their answers ([`Answer`]), and logs the [`Notice`]s.
 //!
 //! Every worker fetches for itself; a document one worker verified is also published through
@@ -8,15 +8,17 @@
 mod bundle;
 mod export;
 mod feed;
+mod keys;
 mod poll;
 
 use std::time::Duration;
 
-use crate::authorizer::Authorizer;
+use crate::authorizer::{Authorizer, KeySetId};
 
 pub use bundle::BundleSchedule;
 pub use export::AuditExport;
 pub use feed::FeedSchedule;
+pub use keys::KeySchedule;
 
 /// Which periodic job a call belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +26,7 @@ pub enum Job {
     Bundle,
     Feed,
     AuditExport,
+    Keys(KeySetId),
 }
 
 /// A call the host must make: `method path` on `cluster`.
@@ -78,20 +81,53 @@ pub enum Level {
 /// Something the host should log (and count).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Notice {
-    BundleActivated { revision: String, previous: String },
-    BundleRefused { error: String, kept: String },
-    BundleNotFetched { why: String, kept: String },
-    FeedApplied { version: u64 },
-    FeedNotApplied { why: String, kept: Option<u64> },
-    SharedFeedNotApplied { why: String },
-    CallNotStarted { job: Job, cluster: String },
-    AuditDropped { count: usize, why: String },
+    BundleActivated {
+        revision: String,
+        previous: String,
+    },
+    BundleRefused {
+        error: String,
+        kept: String,
+    },
+    BundleNotFetched {
+        why: String,
+        kept: String,
+    },
+    FeedApplied {
+        version: u64,
+    },
+    FeedNotApplied {
+        why: String,
+        kept: Option<u64>,
+    },
+    SharedFeedNotApplied {
+        why: String,
+    },
+    CallNotStarted {
+        job: Job,
+        cluster: String,
+    },
+    AuditDropped {
+        count: usize,
+        why: String,
+    },
+    /// An issuer's keys were replaced: the key ids now in use, and the keys ignored.
+    KeysUpdated {
+        issuer: String,
+        kids: String,
+        ignored: Vec<String>,
+    },
+    KeysNotUpdated {
+        issuer: String,
+        why: String,
+    },
 }
 
 impl Notice {
     pub fn level(&self) -> Level {
         match self {
             Notice::BundleActivated { .. } => Level::Info,
+            Notice::KeysUpdated { ignored, .. } if ignored.is_empty() => Level::Info,
             Notice::FeedApplied { .. } | Notice::SharedFeedNotApplied { .. } => Level::Debug,
             _ => Level::Warn,
         }
@@ -103,6 +139,16 @@ impl Notice {
         match self {
             Notice::BundleActivated { .. } => Some(true),
             Notice::BundleRefused { .. } | Notice::BundleNotFetched { .. } => Some(false),
+            _ => None,
+        }
+    }
+
+    /// Whether this notice changes the key set counters: `Some((true, ignored))` an update
+    /// that ignored that many keys, `Some((false, 0))` a failure.
+    pub fn key_set_outcome(&self) -> Option<(bool, usize)> {
+        match self {
+            Notice::KeysUpdated { ignored, .. } => Some((true, ignored.len())),
+            Notice::KeysNotUpdated { .. } => Some((false, 0)),
             _ => None,
         }
     }
@@ -138,12 +184,28 @@ impl std::fmt::Display for Notice {
                     Job::Bundle => "policy bundle",
                     Job::Feed => "revocation feed",
                     Job::AuditExport => "audit export",
+                    Job::Keys(_) => "key set",
                 };
                 write!(f, "bridle: {what}: cannot call cluster `{cluster}`")
             }
             Notice::AuditDropped { count, why } => {
                 write!(f, "bridle: {why}; {count} events dropped")
             }
+            Notice::KeysUpdated {
+                issuer,
+                kids,
+                ignored,
+            } => {
+                write!(f, "bridle: keys of issuer `{issuer}` now: {kids}")?;
+                if !ignored.is_empty() {
+                    write!(f, "; {} ignored: {}", ignored.len(), ignored.join("; "))?;
+                }
+                Ok(())
+            }
+            Notice::KeysNotUpdated { issuer, why } => write!(
+                f,
+                "bridle: keys of issuer `{issuer}` not updated: {why}; keeping the last good keys"
+            ),
         }
     }
 }
@@ -162,6 +224,7 @@ pub struct ControlPlane {
     pub bundle: Option<BundleSchedule>,
     pub feed: Option<FeedSchedule>,
     pub export: Option<AuditExport>,
+    pub keys: Vec<KeySchedule>,
     notices: Vec<Notice>,
 }
 
@@ -176,6 +239,11 @@ impl ControlPlane {
                 .collector
                 .clone()
                 .map(AuditExport::new),
+            keys: authorizer
+                .key_sources()
+                .into_iter()
+                .map(|(id, issuer, source)| KeySchedule::new(id, issuer, source))
+                .collect(),
             notices: Vec::new(),
         }
     }
@@ -184,8 +252,8 @@ impl ControlPlane {
     /// feed it is at most a second, so the first fetch happens at once instead of a whole poll
     /// period after start (polls keep their own schedules in seconds).
     pub fn tick_period(&self) -> Option<Duration> {
-        let polls =
-            (self.bundle.is_some() || self.feed.is_some()).then_some(Duration::from_secs(1));
+        let polls = (self.bundle.is_some() || self.feed.is_some() || !self.keys.is_empty())
+            .then_some(Duration::from_secs(1));
         let export = self.export.as_ref().map(AuditExport::flush_period);
         polls.into_iter().chain(export).min()
     }
@@ -209,6 +277,10 @@ impl ControlPlane {
             bundle.adopt_shared(authorizer, shared, &mut self.notices);
             fetches.extend(bundle.poll(now));
         }
+        for keys in &mut self.keys {
+            keys.adopt_shared(authorizer, shared, &mut self.notices);
+            fetches.extend(keys.poll(authorizer, now));
+        }
         fetches
     }
 
@@ -230,6 +302,11 @@ impl ControlPlane {
                     export.started(token, &mut self.notices);
                 }
             }
+            Job::Keys(id) => {
+                if let Some(keys) = self.keys.iter_mut().find(|k| k.id == id) {
+                    keys.started(token, now, &mut self.notices);
+                }
+            }
         }
     }
 
@@ -242,7 +319,8 @@ impl ControlPlane {
         } else if self.feed.as_ref().is_some_and(|f| f.is_call(token)) {
             Some(Job::Feed)
         } else {
-            None
+            let keys = self.keys.iter().find(|k| k.is_call(token))?;
+            Some(Job::Keys(keys.id))
         }
     }
 
@@ -253,6 +331,11 @@ impl ControlPlane {
             Job::Feed => feed::MAX_FEED_BYTES,
             // Only the status matters.
             Job::AuditExport => 0,
+            Job::Keys(id) => self
+                .keys
+                .iter()
+                .find(|k| k.id == id)
+                .map_or(0, KeySchedule::max_bytes),
         }
     }
 
@@ -286,6 +369,11 @@ impl ControlPlane {
             Job::AuditExport => {
                 if let Some(export) = &mut self.export {
                     export.on_answer(&answer, step.notices);
+                }
+            }
+            Job::Keys(id) => {
+                if let Some(keys) = self.keys.iter_mut().find(|k| k.id == id) {
+                    keys.on_answer(answer, limit, step);
                 }
             }
         }

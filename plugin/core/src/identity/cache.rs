@@ -35,6 +35,12 @@ impl<T> TokenCache<T> {
         self.entries.is_empty()
     }
 
+    /// Forgets every token: the keys that verified them may be gone.
+    pub fn clear(&mut self) {
+        self.entries.clear();
+        self.order.clear();
+    }
+
     /// The cached value for `token` if it is still valid at `now` (unix seconds).
     pub fn get(&mut self, token: &str, now: u64) -> Option<Rc<T>> {
         let entry = self.entries.get(token)?;

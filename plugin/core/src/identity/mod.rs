@@ -2,6 +2,7 @@
 
 pub mod cache;
 pub mod claims;
+pub mod key_set;
 pub mod keys;
 pub mod native;
 pub mod spiffe;

@@ -4,6 +4,7 @@
 //! issuer's keys; nothing from it is trusted or returned until jwt-simple has verified the
 //! signature over those same bytes.
 
+use std::cell::Cell;
 use std::collections::HashSet;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -13,9 +14,10 @@ use jwt_simple::JWTError;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use super::key_set::{self, KeySetChange, KeySetError};
 use super::keys::{Algorithm, KeyEntry};
 use super::spiffe::SpiffeId;
-use crate::config::TokenProfile;
+use crate::config::{RawKeySource, TokenProfile};
 
 /// A trusted issuer, validated and with its keys parsed.
 pub struct Issuer {
@@ -24,11 +26,52 @@ pub struct Issuer {
     pub audiences: HashSet<String>,
     pub algorithms: Vec<Algorithm>,
     pub keys: Vec<KeyEntry>,
+    /// Where the keys are fetched from, when they are not inline.
+    pub remote: Option<RemoteKeys>,
     /// A non-JWT-SVID issuer allowed to assert SPIFFE IDs in `sub`.
     pub spiffe_subjects: bool,
     /// The trust domain every SPIFFE ID this issuer asserts must belong to.
     pub trust_domain: Option<String>,
     pub max_lifetime_seconds: Option<u64>,
+}
+
+/// An issuer's fetched keys: where from, and when they were last confirmed.
+pub struct RemoteKeys {
+    pub source: RawKeySource,
+    /// The last successful fetch (or not-modified answer); `None` before the first.
+    pub fetched_at: Option<u64>,
+    /// A token named a key id the set lacks since the last fetch.
+    refresh_wanted: Cell<bool>,
+    /// The digest of the document the keys came from: the same document again changes nothing.
+    document: Option<[u8; 32]>,
+}
+
+impl RemoteKeys {
+    pub fn new(source: RawKeySource) -> Self {
+        Self {
+            source,
+            fetched_at: None,
+            refresh_wanted: Cell::new(false),
+            document: None,
+        }
+    }
+
+    /// Refuses while the keys are missing or older than the source allows.
+    fn check_fresh(&self, issuer: &str, now: u64) -> Result<(), TokenError> {
+        let limit = self.source.max_staleness_seconds;
+        let why = match self.fetched_at {
+            None => "its key set has not been fetched yet".to_owned(),
+            Some(at) if now.saturating_sub(at) > limit => format!(
+                "its key set is stale (last fetched {}s ago, limit {limit}s)",
+                now.saturating_sub(at)
+            ),
+            Some(_) => return Ok(()),
+        };
+        Err(TokenError::KeysUnavailable {
+            issuer: quote(issuer),
+            why,
+        })
+    }
 }
 
 /// Why a credential was refused. Each message names the check that failed.
@@ -54,6 +97,10 @@ pub enum TokenError {
     WrongType { typ: String, profile: &'static str },
     #[error("token key id `{0}` is not among the issuer's keys")]
     UnknownKey(String),
+    /// The issuer's keys are fetched and not usable now: the gateway's failure, not the
+    /// caller's (503).
+    #[error("keys of issuer `{issuer}` are unavailable: {why}")]
+    KeysUnavailable { issuer: String, why: String },
     #[error("token has no key id and the issuer has several keys")]
     MissingKeyId,
     #[error("token signature does not verify")]
@@ -198,6 +245,8 @@ enum Signature {
 
 pub struct TokenVerifier {
     issuers: Vec<Issuer>,
+    /// Some issuer's keys are fetched (only then can keys go stale).
+    fetches_keys: bool,
     skew_seconds: u64,
     max_token_bytes: usize,
     max_lifetime_seconds: Option<u64>,
@@ -206,6 +255,7 @@ pub struct TokenVerifier {
 impl TokenVerifier {
     pub fn new(issuers: Vec<Issuer>, skew_seconds: u64, max_token_bytes: usize) -> Self {
         Self {
+            fetches_keys: issuers.iter().any(|i| i.remote.is_some()),
             issuers,
             skew_seconds,
             max_token_bytes,
@@ -217,6 +267,81 @@ impl TokenVerifier {
     pub fn with_max_lifetime(mut self, seconds: u64) -> Self {
         self.max_lifetime_seconds = Some(seconds);
         self
+    }
+
+    /// The issuers whose keys are fetched: index, name and source.
+    pub fn remote_sources(&self) -> impl Iterator<Item = (usize, &str, &RawKeySource)> {
+        self.issuers
+            .iter()
+            .enumerate()
+            .filter_map(|(index, issuer)| {
+                let remote = issuer.remote.as_ref()?;
+                Some((index, issuer.issuer.as_str(), &remote.source))
+            })
+    }
+
+    /// Replaces the keys of the issuer at `index` with the usable keys of a fetched set;
+    /// `None` when the document is the one the keys already came from.
+    pub fn replace_keys(
+        &mut self,
+        index: usize,
+        body: &[u8],
+        now: u64,
+    ) -> Result<Option<KeySetChange>, KeySetError> {
+        let Some(issuer) = self.issuers.get_mut(index) else {
+            return Err(KeySetError::Malformed("no such issuer".to_owned()));
+        };
+        let Some(remote) = &mut issuer.remote else {
+            return Err(KeySetError::Malformed(
+                "the issuer's keys are inline".to_owned(),
+            ));
+        };
+        let digest = hmac_sha256::Hash::hash(body);
+        if remote.document == Some(digest) {
+            remote.fetched_at = Some(now);
+            remote.refresh_wanted.set(false);
+            return Ok(None);
+        }
+        let set = key_set::parse(body, &issuer.algorithms)?;
+        remote.fetched_at = Some(now);
+        remote.refresh_wanted.set(false);
+        remote.document = Some(digest);
+        issuer.keys = set.keys;
+        Ok(Some(KeySetChange {
+            kids: key_set::kids(&issuer.keys),
+            ignored: set.ignored,
+        }))
+    }
+
+    /// The source confirmed the keys of the issuer at `index` are current (not modified).
+    pub fn confirm_keys(&mut self, index: usize, now: u64) {
+        if let Some(remote) = self.issuers.get_mut(index).and_then(|i| i.remote.as_mut()) {
+            remote.fetched_at = Some(now);
+            remote.refresh_wanted.set(false);
+        }
+    }
+
+    /// For a token verified earlier (cached): refuses while its issuer's fetched keys are
+    /// missing or stale, as [`TokenVerifier::verify`] would now.
+    pub fn check_keys_fresh(&self, issuer: &str, now: u64) -> Result<(), TokenError> {
+        if !self.fetches_keys {
+            return Ok(());
+        }
+        match self.issuers.iter().find(|i| i.issuer == issuer) {
+            Some(Issuer {
+                remote: Some(remote),
+                ..
+            }) => remote.check_fresh(issuer, now),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether a token named a key id the issuer at `index` lacks since its last fetch.
+    pub fn refresh_wanted(&self, index: usize) -> bool {
+        self.issuers
+            .get(index)
+            .and_then(|i| i.remote.as_ref())
+            .is_some_and(|r| r.refresh_wanted.get())
     }
 
     pub fn skew_seconds(&self) -> u64 {
@@ -305,12 +430,17 @@ impl TokenVerifier {
                 issuer: quote(&issuer.issuer),
             })?;
         check_type(header.typ.as_deref(), issuer.profile)?;
+        if let Some(remote) = &issuer.remote {
+            remote.check_fresh(&issuer.issuer, now)?;
+        }
         let key = match &header.kid {
-            Some(kid) => issuer
-                .keys
-                .iter()
-                .find(|k| &k.kid == kid)
-                .ok_or_else(|| TokenError::UnknownKey(quote(kid)))?,
+            Some(kid) => issuer.keys.iter().find(|k| &k.kid == kid).ok_or_else(|| {
+                // Perhaps a key the issuer has rotated in since the last fetch.
+                if let Some(remote) = &issuer.remote {
+                    remote.refresh_wanted.set(true);
+                }
+                TokenError::UnknownKey(quote(kid))
+            })?,
             None => match issuer.keys.as_slice() {
                 [only] => only,
                 _ => return Err(TokenError::MissingKeyId),

@@ -32,6 +32,13 @@ pub fn spiffe_subjects_entry(issuer: &TestIssuer) -> Result<Value, Error> {
     Ok(entry)
 }
 
+/// A `policy` block that allows every request it is asked about.
+pub fn allow_all_policy() -> Value {
+    const ALLOW: &str =
+        "package t\nimport rego.v1\n\ndecision := {\"allow\": true, \"reasons\": []}\n";
+    inline_policy("data.t.decision", &[("t.rego", ALLOW)], json!({}))
+}
+
 /// The entry of `issuer` with its keys fetched from `source` (`jwks_source`), not inline.
 pub fn fetched_keys_entry(issuer: &TestIssuer, source: Value) -> Result<Value, Error> {
     let mut entry = issuer_entry(issuer)?;

@@ -14,7 +14,7 @@
 
 use std::time::{Duration, Instant};
 
-use host_tests::config::{fetched_keys_entry, inline_policy, jwks};
+use host_tests::config::{allow_all_policy, fetched_keys_entry, jwks};
 use host_tests::envoy::EnvoyOptions;
 use host_tests::tokens::{Alg, TestIssuer};
 use host_tests::upstream::Reply;
@@ -23,12 +23,6 @@ use serde_json::{json, Value};
 
 const AGENT: &str = "spiffe://demo.bridle.dev/agent/research-bot";
 const OIDC: &str = "https://oidc.rotation.test";
-
-const ALLOW: &str = r#"package t
-import rego.v1
-
-decision := {"allow": true, "reasons": []}
-"#;
 
 fn key(iss: &str, profile: &str, kid: &str) -> TestIssuer {
     TestIssuer::new(iss, Alg::Es256)
@@ -93,12 +87,7 @@ fn envoy_follows_key_rotation_without_a_restart() {
     serve(&control, "/keys/svid", &[&svid_old]);
     serve(&control, "/keys/oidc", &[&oidc_old]);
 
-    let mut config = ConfigBuilder::with_policy(inline_policy(
-        "data.t.decision",
-        &[("t.rego", ALLOW)],
-        json!({}),
-    ))
-    .build();
+    let mut config = ConfigBuilder::with_policy(allow_all_policy()).build();
     config["issuers"] = json!([
         fetched_keys_entry(&svid_old, source("/keys/svid", 1)).unwrap(),
         fetched_keys_entry(&oidc_old, source("/keys/oidc", 3600)).unwrap(),

@@ -15,7 +15,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use host_tests::config::{fetched_keys_entry, inline_policy, jwks};
+use host_tests::config::{allow_all_policy, fetched_keys_entry, jwks};
 use host_tests::tokens::{Alg, Claims, TestIssuer};
 use host_tests::{demo, ConfigBuilder};
 use serde_json::{json, Value};
@@ -23,12 +23,6 @@ use wasmtime_harness::{Harness, HttpCall, HttpRequest, Plugin, PluginOptions};
 
 const AGENT: &str = "spiffe://demo.bridle.dev/agent/research-bot";
 const KEYS_PATH: &str = "/spire/keys";
-
-const ALLOW: &str = r#"package t
-import rego.v1
-
-decision := {"allow": true, "reasons": []}
-"#;
 
 fn issuer(kid: &str) -> TestIssuer {
     TestIssuer::new(demo::ISSUER, Alg::Es256)
@@ -40,12 +34,7 @@ fn issuer(kid: &str) -> TestIssuer {
 fn start(issuer: &TestIssuer) -> Plugin {
     let source = json!({"cluster": "bridle-control", "path": KEYS_PATH, "refresh_seconds": 60,
         "min_refresh_seconds": 5, "max_staleness_seconds": 250, "max_bytes": 4096});
-    let mut config = ConfigBuilder::with_policy(inline_policy(
-        "data.t.decision",
-        &[("t.rego", ALLOW)],
-        json!({}),
-    ))
-    .build();
+    let mut config = ConfigBuilder::with_policy(allow_all_policy()).build();
     config["issuers"] = json!([fetched_keys_entry(issuer, source).unwrap()]);
     let options = PluginOptions::with_config(config.to_string())
         .at(SystemTime::now())

@@ -1,7 +1,7 @@
 //! The policy bundle's schedule: poll with the last `ETag`, activate what verifies, share it,
 //! and retry sooner after a failure. A bundle that fails anywhere leaves the last good policy.
 
-use super::poll::Poll;
+use super::poll::{Poll, SharedSlot};
 use super::{Answer, Fetch, Job, Notice, SharedDocuments, Step};
 use crate::authorizer::Authorizer;
 use crate::config::RawBundle;
@@ -14,8 +14,7 @@ pub struct BundleSchedule {
     poll: Poll,
     max_bytes: usize,
     etag: Option<String>,
-    /// The newest shared document this worker has activated or published.
-    shared_seen: u64,
+    shared: SharedSlot,
     /// When the control plane last confirmed the active bundle (fetched or not modified).
     pub confirmed_at: Option<u64>,
 }
@@ -31,7 +30,7 @@ impl BundleSchedule {
             ),
             max_bytes: source.max_bytes,
             etag: None,
-            shared_seen: 0,
+            shared: SharedSlot::new(SHARED_KEY.to_owned()),
             confirmed_at: None,
         }
     }
@@ -51,12 +50,9 @@ impl BundleSchedule {
         shared: &dyn SharedDocuments,
         notices: &mut Vec<Notice>,
     ) {
-        if let Some((fetched_at, bytes)) = shared.read(SHARED_KEY) {
-            if fetched_at > self.shared_seen {
-                self.shared_seen = fetched_at;
-                if activate(authorizer, &bytes, fetched_at, notices) {
-                    self.confirmed_at = Some(fetched_at);
-                }
+        if let Some((fetched_at, bytes)) = self.shared.unseen(shared) {
+            if activate(authorizer, &bytes, fetched_at, notices) {
+                self.confirmed_at = Some(fetched_at);
             }
         }
     }
@@ -81,9 +77,8 @@ impl BundleSchedule {
             }
             Ok("200") => {
                 if activate(step.authorizer, &answer.body, now, step.notices) {
-                    self.shared_seen = now;
                     self.confirmed_at = Some(now);
-                    step.shared.publish(SHARED_KEY, now, &answer.body);
+                    self.shared.publish(step.shared, now, &answer.body);
                     self.etag = answer.etag;
                 }
                 // A refused bundle was noticed; the next poll is the normal one.

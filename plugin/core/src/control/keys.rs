@@ -4,7 +4,7 @@
 //! A failed fetch or a refused document keeps the last good keys; the verifier fails closed
 //! once they are older than `max_staleness_seconds`.
 
-use super::poll::Poll;
+use super::poll::{Poll, SharedSlot};
 use super::{Answer, Fetch, Job, Notice, SharedDocuments, Step};
 use crate::authorizer::{Authorizer, KeySetId};
 use crate::config::RawKeySource;
@@ -18,8 +18,7 @@ pub struct KeySchedule {
     etag: Option<String>,
     /// When the last call started: refreshes for unknown key ids wait `min_refresh` after it.
     last_call: Option<u64>,
-    /// The newest shared document this worker has applied or published.
-    shared_seen: u64,
+    shared: SharedSlot,
 }
 
 impl KeySchedule {
@@ -37,12 +36,8 @@ impl KeySchedule {
             min_refresh: source.min_refresh_seconds,
             etag: None,
             last_call: None,
-            shared_seen: 0,
+            shared: SharedSlot::new(format!("bridle.keys.{}", id.field())),
         }
-    }
-
-    fn shared_key(&self) -> String {
-        format!("bridle.keys.{}", self.id.field())
     }
 
     pub(super) fn is_call(&self, token: u32) -> bool {
@@ -60,11 +55,7 @@ impl KeySchedule {
         shared: &dyn SharedDocuments,
         notices: &mut Vec<Notice>,
     ) {
-        let Some((fetched_at, body)) = shared.read(&self.shared_key()) else {
-            return;
-        };
-        if fetched_at > self.shared_seen {
-            self.shared_seen = fetched_at;
+        if let Some((fetched_at, body)) = self.shared.unseen(shared) {
             self.apply(authorizer, &body, fetched_at, notices);
         }
     }
@@ -98,8 +89,7 @@ impl KeySchedule {
             }
             Ok("200") => {
                 if self.apply(step.authorizer, &answer.body, now, step.notices) {
-                    self.shared_seen = now;
-                    step.shared.publish(&self.shared_key(), now, &answer.body);
+                    self.shared.publish(step.shared, now, &answer.body);
                     self.etag = answer.etag;
                 }
                 return;

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::{Answer, Fetch, Job, Notice};
+use super::{Answer, Fetch, Job, Notice, SharedDocuments};
 
 /// Where a periodic call stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,5 +99,34 @@ impl Poll {
             }
             (Some(status), None) => Ok(status),
         }
+    }
+}
+
+/// One document shared between workers under `key`, and the newest copy this worker has
+/// applied or published.
+pub(super) struct SharedSlot {
+    key: String,
+    seen: u64,
+}
+
+impl SharedSlot {
+    pub(super) fn new(key: String) -> Self {
+        Self { key, seen: 0 }
+    }
+
+    /// What another worker published since this worker's newest copy: fetched-at and body.
+    pub(super) fn unseen(&mut self, shared: &dyn SharedDocuments) -> Option<(u64, Vec<u8>)> {
+        let (fetched_at, body) = shared.read(&self.key)?;
+        if fetched_at <= self.seen {
+            return None;
+        }
+        self.seen = fetched_at;
+        Some((fetched_at, body))
+    }
+
+    /// Shares a document this worker fetched at `now` and applied.
+    pub(super) fn publish(&mut self, shared: &mut dyn SharedDocuments, now: u64, body: &[u8]) {
+        self.seen = now;
+        shared.publish(&self.key, now, body);
     }
 }

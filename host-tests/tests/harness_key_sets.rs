@@ -111,6 +111,11 @@ fn keys_rotate_through_the_control_plane_and_fail_closed_when_stale() {
     assert_eq!(status(&mut plugin, &old).0, 200);
     assert!(plugin.log_contains("keys of issuer `spiffe://demo.bridle.dev` now: k-old"));
     assert_eq!(plugin.metric("bridle.keys.updates"), Some(1));
+    let changes = key_set_records(&plugin);
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert_eq!(changes[0]["outcome"], "updated");
+    assert_eq!(changes[0]["kids"], json!(["k-old"]));
+    assert_eq!(changes[0]["issuer"], demo::ISSUER);
 
     // A key rotated in: its first token is refused and asks for a refresh, which waits for
     // min_refresh_seconds after the last fetch and then carries the ETag.
@@ -181,6 +186,11 @@ fn keys_rotate_through_the_control_plane_and_fail_closed_when_stale() {
         assert_eq!(plugin.metric("bridle.keys.failures"), Some(n as u64 + 1));
     }
     assert!(plugin.log_contains("keeping the last good keys"));
+    let kept = key_set_records(&plugin)
+        .into_iter()
+        .filter(|r| r["outcome"] == "kept")
+        .count();
+    assert_eq!(kept, failures.len(), "each failure is in the audit trail");
     let cached = token(&plugin, &new);
     assert_eq!(send(&mut plugin, &cached).0, 200);
     tick_after(&mut plugin, 60);
@@ -192,6 +202,17 @@ fn keys_rotate_through_the_control_plane_and_fail_closed_when_stale() {
     assert_eq!(code, 503, "{body}");
     assert!(body.contains("its key set is stale"), "{body}");
     assert!(!plugin.is_failed(), "the VM trapped");
+}
+
+/// The audit trail's key set records (`bridle.audit` lines of kind `bridle.key_set`).
+fn key_set_records(plugin: &Plugin) -> Vec<Value> {
+    plugin
+        .logs()
+        .iter()
+        .filter_map(|l| l.message.split_once("bridle.audit "))
+        .filter_map(|(_, json)| serde_json::from_str::<Value>(json).ok())
+        .filter(|record| record["kind"] == "bridle.key_set")
+        .collect()
 }
 
 fn x509_only(issuer: &TestIssuer) -> Value {

@@ -7,7 +7,7 @@ use bridle_core::Authorizer;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, LogLevel, MapType};
 
-use crate::host::log;
+use crate::host::{log, AUDIT_PREFIX};
 use crate::metrics::Metrics;
 
 /// Starts `fetch` on its cluster; `None` when the host refused the call.
@@ -64,6 +64,13 @@ pub fn report(control: &mut ControlPlane, authorizer: &Authorizer, metrics: &Met
         }
         if let Some((updated, ignored)) = notice.key_set_outcome() {
             metrics.count_key_set(updated, ignored);
+        }
+        // Key set and bundle changes are identity events too: the same trail as decisions.
+        if let Some(record) = notice.audit_record(now.saturating_mul(1_000_000_000)) {
+            if authorizer.audit_settings().log {
+                log(LogLevel::Info, &format!("{AUDIT_PREFIX}{record}"));
+            }
+            control.record(|| record);
         }
         let level = match notice.level() {
             Level::Debug => LogLevel::Debug,

@@ -143,6 +143,59 @@ impl Notice {
         }
     }
 
+    /// The audit record of a change to what decides requests (an issuer's keys, the policy
+    /// bundle), as one JSON object, for the same trail as decisions; `None` for other notices.
+    pub fn audit_record(&self, unix_nanos: u64) -> Option<String> {
+        let (kind, outcome, fields): (_, _, [(&str, Field); 2]) = match self {
+            Notice::KeysUpdated { issuer, kids, .. } => (
+                "bridle.key_set",
+                "updated",
+                [("issuer", Field::Text(issuer)), ("kids", Field::List(kids))],
+            ),
+            Notice::KeysNotUpdated { issuer, why } => (
+                "bridle.key_set",
+                "kept",
+                [
+                    ("issuer", Field::Text(issuer)),
+                    ("reason", Field::Text(why)),
+                ],
+            ),
+            Notice::BundleActivated { revision, previous } => (
+                "bridle.bundle",
+                "activated",
+                [
+                    ("revision", Field::Text(revision)),
+                    ("previous", Field::Text(previous)),
+                ],
+            ),
+            Notice::BundleRefused { error: why, kept } | Notice::BundleNotFetched { why, kept } => {
+                (
+                    "bridle.bundle",
+                    "kept",
+                    [
+                        ("revision", Field::Text(kept)),
+                        ("reason", Field::Text(why)),
+                    ],
+                )
+            }
+            _ => return None,
+        };
+        let mut record = format!(
+            r#"{{"kind":"{kind}","outcome":"{outcome}","time":"{}""#,
+            crate::audit::rfc3339(unix_nanos)
+        );
+        for (name, field) in fields {
+            record.push_str(&format!(",\"{name}\":"));
+            field.write(&mut record);
+        }
+        if let Notice::KeysUpdated { ignored, .. } = self {
+            record.push_str(",\"ignored\":");
+            record.push_str(&serde_json::to_string(ignored).unwrap_or_default());
+        }
+        record.push('}');
+        Some(record)
+    }
+
     /// Whether this notice changes the key set counters: `Some((true, ignored))` an update
     /// that ignored that many keys, `Some((false, 0))` a failure.
     pub fn key_set_outcome(&self) -> Option<(bool, usize)> {
@@ -206,6 +259,27 @@ impl std::fmt::Display for Notice {
                 f,
                 "bridle: keys of issuer `{issuer}` not updated: {why}; keeping the last good keys"
             ),
+        }
+    }
+}
+
+/// A value of an audit record: a string, or a list given as `a, b`.
+enum Field<'a> {
+    Text(&'a str),
+    List(&'a str),
+}
+
+impl Field<'_> {
+    fn write(&self, out: &mut String) {
+        let quoted = |s: &str| serde_json::to_string(s).unwrap_or_default();
+        match self {
+            Field::Text(text) => out.push_str(&quoted(text)),
+            Field::List(list) => {
+                let items: Vec<String> = list.split(", ").map(quoted).collect();
+                out.push('[');
+                out.push_str(&items.join(","));
+                out.push(']');
+            }
         }
     }
 }

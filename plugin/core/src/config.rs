@@ -8,6 +8,52 @@ mod path;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+/// A configuration enum written as one string: its names, `as_str`, and a `Deserialize` that
+/// accepts exactly those names. One small impl per enum over one shared visitor, instead of a
+/// derived visitor each; the error is raised while the string is read, so it points at it.
+macro_rules! named_enum {
+    ($ty:ident { $($variant:ident => $name:literal),+ $(,)? }) => {
+        impl $ty {
+            pub const NAMES: &'static [&'static str] = &[$($name),+];
+            const VARIANTS: &'static [$ty] = &[$($ty::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $name),+
+                }
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let index = deserializer.deserialize_str(NameOf(Self::NAMES))?;
+                Self::VARIANTS
+                    .get(index)
+                    .copied()
+                    .ok_or_else(|| serde::de::Error::custom("no such variant"))
+            }
+        }
+    };
+}
+
+/// Reads one of `names` and gives its index.
+struct NameOf(&'static [&'static str]);
+
+impl serde::de::Visitor<'_> for NameOf {
+    type Value = usize;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "one of {}", self.0.join(", "))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<usize, E> {
+        self.0
+            .iter()
+            .position(|name| *name == value)
+            .ok_or_else(|| E::unknown_variant(value, self.0))
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
@@ -81,13 +127,15 @@ impl Default for RawAudit {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "schema", serde(rename_all = "snake_case"))]
 pub enum ArgumentsInAudit {
     Omit,
     Include,
 }
+
+named_enum!(ArgumentsInAudit { Omit => "omit", Include => "include" });
 
 /// Batched export of audit events (`POST path` on `cluster`, JSON lines).
 #[derive(Debug, Clone, Deserialize)]
@@ -290,9 +338,9 @@ fn default_task_lifetime() -> u64 {
 }
 
 /// Which claim of a task credential names the workload it was issued to.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "schema", serde(rename_all = "snake_case"))]
 pub enum TaskBinding {
     /// `req_wl`, the requesting workload (transaction-token draft).
     #[default]
@@ -300,6 +348,8 @@ pub enum TaskBinding {
     /// `sub`.
     Sub,
 }
+
+named_enum!(TaskBinding { ReqWl => "req_wl", Sub => "sub" });
 
 #[derive(Debug, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
@@ -345,43 +395,28 @@ pub struct RawRoute {
     pub fresh_revocations: Option<bool>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "schema", serde(rename_all = "snake_case"))]
 pub enum Protocol {
     #[default]
     Http,
     Mcp,
 }
 
-impl Protocol {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Protocol::Http => "http",
-            Protocol::Mcp => "mcp",
-        }
-    }
-}
+named_enum!(Protocol { Http => "http", Mcp => "mcp" });
 
 /// Read, write and execute are separate grants.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "schema", serde(rename_all = "snake_case"))]
 pub enum ActionClass {
     Read,
     Write,
     Execute,
 }
 
-impl ActionClass {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ActionClass::Read => "read",
-            ActionClass::Write => "write",
-            ActionClass::Execute => "execute",
-        }
-    }
-}
+named_enum!(ActionClass { Read => "read", Write => "write", Execute => "execute" });
 
 #[derive(Debug, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
@@ -504,9 +539,9 @@ pub struct RawIssuer {
 }
 
 /// How a token of an issuer is shaped and which header `typ` it must carry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "schema", serde(rename_all = "kebab-case"))]
 pub enum TokenProfile {
     /// SPIFFE JWT-SVID: `sub` is a SPIFFE ID; `typ`, when present, is `JWT` or `JOSE`.
     JwtSvid,
@@ -521,17 +556,13 @@ pub enum TokenProfile {
     Approval,
 }
 
-impl TokenProfile {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TokenProfile::JwtSvid => "jwt-svid",
-            TokenProfile::Oidc => "oidc",
-            TokenProfile::AccessToken => "access-token",
-            TokenProfile::TxnToken => "txn-token",
-            TokenProfile::Approval => "approval",
-        }
-    }
-}
+named_enum!(TokenProfile {
+    JwtSvid => "jwt-svid",
+    Oidc => "oidc",
+    AccessToken => "access-token",
+    TxnToken => "txn-token",
+    Approval => "approval",
+});
 
 #[derive(Debug, Clone, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]

@@ -195,3 +195,47 @@ test("the review's fail-open shapes are refused or cleaned in the edge build too
   }, { origin: "http://origin.internal" });
   assert.equal(response.status, 200);
 });
+
+test("an approval binds the query and, where the route says so, the exact body", async () => {
+  const approvals = await es256Issuer("https://approvals.edge.test");
+  const policy = `package t
+import rego.v1
+
+default decision := {"allow": true, "reasons": []}
+
+decision := {"allow": false, "approval_required": true, "reasons": ["writes need a human approval"]} if input.request.method == "POST"
+`;
+  const config = agentsConfig(issuer, "prod", {
+    approval: { issuers: [{ issuer: approvals.iss, profile: "approval", audiences: ["bridle-gateway"], algorithms: ["ES256"], jwks: { keys: [approvals.jwk] } }] },
+    routes: [{ name: "payments", path: "/api/payments", methods: ["POST"], approval: { bind_body: true } }],
+  });
+  config.policy = { entrypoint: "data.t.decision", modules: [{ name: "t.rego", source: policy }] };
+  const payments = new Authorizer(config);
+  const identity = await bearer(RESEARCH);
+  const pay = (query, body, approval) => payments.decide(new Request(`https://api.internal/api/payments${query}`, {
+    method: "POST",
+    headers: { authorization: identity, "content-type": "application/json", ...(approval ? { "bridle-approval": approval } : {}) },
+    body,
+  }));
+  const approve = (digest, jti) => approvals.mint({ sub: "approver:bob", aud: "bridle-gateway", action_digest: digest, jti });
+
+  const asked = await pay("?currency=EUR", '{"amount": 10}');
+  assert.equal(asked.decision, "approval_required");
+  const refusal = JSON.parse(asked.body);
+  assert.deepEqual(refusal.action.query, { currency: ["EUR"] });
+  assert.equal(refusal.action.body.text, '{"amount": 10}');
+  assert.match(refusal.action.body.sha256, /^[0-9a-f]{64}$/);
+  const digest = refusal.action_digest;
+
+  for (const [query, body, jti] of [["?currency=EUR", '{"amount": 11}', "a-1"], ["?currency=USD", '{"amount": 10}', "a-2"], ["?currency=EUR&fee=0", '{"amount": 10}', "a-3"]]) {
+    const other = await pay(query, body, await approve(digest, jti));
+    assert.equal(other.decision, "approval_required", `${query} ${body}`);
+    assert.match(JSON.parse(other.body).reasons.join(" "), /approves another action/);
+  }
+  const approval = await approve(digest, "a-4");
+  const approved = await pay("?currency=EUR", '{"amount": 10}', approval);
+  assert.equal(approved.decision, "allow");
+  const again = await pay("?currency=EUR", '{"amount": 10}', approval);
+  assert.equal(again.decision, "deny");
+  assert.match(JSON.parse(again.body).reasons.join(" "), /already used/);
+});

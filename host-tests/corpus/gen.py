@@ -178,6 +178,7 @@ def action_digest() -> str:
         "host": HOST,
         "method": "GET",
         "path": APPROVE_PATH,
+        "query": {},
         "task": None,
         "tool": None,
     }

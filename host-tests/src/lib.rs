@@ -4,6 +4,7 @@
 //! The library never depends on a wasm runtime; tests that need the in-process harness take it
 //! as a dev-dependency.
 
+pub mod approval_binding;
 pub mod bundle;
 pub mod cases;
 pub mod config;

@@ -1,7 +1,7 @@
 //! Human approval bound to one action: the digest of what would be done, and the approval
 //! credential that must carry exactly that digest, usable once.
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use crate::identity::{TokenError, TokenVerifier, VerifiedToken};
 
@@ -22,19 +22,49 @@ pub struct Action<'a> {
     pub path: &'a str,
     pub tool: Option<&'a str>,
     pub arguments: &'a Map<String, Value>,
+    /// The decoded query, in request order.
+    pub query: &'a [(String, String)],
+    /// The exact body, where the route binds it.
+    pub body: Option<&'a [u8]>,
 }
+
+/// A bound body is shown to the approver as text when it is UTF-8 and at most this long.
+const SHOWN_BODY_BYTES: usize = 2048;
 
 impl ApprovalRequest {
     pub fn new(action: &Action<'_>) -> Self {
-        let action = json!({
-            "agent": action.agent,
-            "task": action.task,
-            "method": action.method,
-            "host": action.host,
-            "path": action.path,
-            "tool": action.tool,
-            "arguments": action.arguments,
-        });
+        // Keys sorted (the map is ordered), a repeated key's values in request order:
+        // `?b=1&a=2` and `?a=2&b=1` are one action, `?id=1&id=2` and `?id=2&id=1` are two.
+        let mut query = Map::new();
+        for (key, value) in action.query {
+            if let Value::Array(values) = query
+                .entry(key.as_str())
+                .or_insert_with(|| Value::Array(Vec::new()))
+            {
+                values.push(Value::from(value.as_str()));
+            }
+        }
+        let mut fields = Map::new();
+        fields.insert("agent".into(), action.agent.into());
+        fields.insert("task".into(), action.task.into());
+        fields.insert("method".into(), action.method.into());
+        fields.insert("host".into(), action.host.into());
+        fields.insert("path".into(), action.path.into());
+        fields.insert("query".into(), Value::Object(query));
+        fields.insert("tool".into(), action.tool.into());
+        fields.insert("arguments".into(), Value::Object(action.arguments.clone()));
+        if let Some(body) = action.body {
+            let mut bound = Map::new();
+            let digest = crate::hex::lower(&hmac_sha256::Hash::hash(body));
+            bound.insert("sha256".into(), digest.into());
+            bound.insert("bytes".into(), body.len().into());
+            let text = std::str::from_utf8(body)
+                .ok()
+                .filter(|_| body.len() <= SHOWN_BODY_BYTES);
+            bound.insert("text".into(), text.into());
+            fields.insert("body".into(), Value::Object(bound));
+        }
+        let action = Value::Object(fields);
         let canonical = action.to_string();
         let digest = crate::hex::lower(&hmac_sha256::Hash::hash(canonical.as_bytes()));
         Self { action, digest }
@@ -106,6 +136,8 @@ impl ApprovalSettings {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]
@@ -121,11 +153,13 @@ mod tests {
             path: "/mcp",
             tool: Some("deploy"),
             arguments: &args,
+            query: &[],
+            body: None,
         };
         let one = ApprovalRequest::new(&base);
         assert_eq!(
             one.action.to_string(),
-            r#"{"agent":"a","arguments":{"env":"prod","service":"web"},"host":"h","method":"POST","path":"/mcp","task":"t","tool":"deploy"}"#
+            r#"{"agent":"a","arguments":{"env":"prod","service":"web"},"host":"h","method":"POST","path":"/mcp","query":{},"task":"t","tool":"deploy"}"#
         );
         assert_eq!(one.digest.len(), 64);
         let mut other_args = args.clone();
@@ -148,5 +182,49 @@ mod tests {
         ] {
             assert_ne!(ApprovalRequest::new(&changed).digest, one.digest);
         }
+    }
+
+    #[test]
+    fn the_query_binds_by_key_and_a_bound_body_by_its_exact_bytes() {
+        let args = Map::new();
+        let pair = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+        let query = [pair("id", "1"), pair("b", "x"), pair("id", "2")];
+        let action = |query: &[(String, String)], body: Option<&[u8]>| {
+            ApprovalRequest::new(&Action {
+                agent: "a",
+                task: None,
+                method: "POST",
+                host: "h",
+                path: "/api/payments",
+                tool: None,
+                arguments: &args,
+                query,
+                body,
+            })
+        };
+        let bound = action(&query, Some(br#"{"amount": 10}"#));
+        assert_eq!(bound.action["query"], json!({"b": ["x"], "id": ["1", "2"]}));
+        assert_eq!(bound.action["body"]["text"], r#"{"amount": 10}"#);
+        assert_eq!(bound.action["body"]["bytes"], 14);
+        let reordered = [pair("b", "x"), pair("id", "1"), pair("id", "2")];
+        assert_eq!(
+            action(&reordered, Some(br#"{"amount": 10}"#)).digest,
+            bound.digest
+        );
+        let swapped = [pair("b", "x"), pair("id", "2"), pair("id", "1")];
+        for other in [
+            action(&swapped, Some(br#"{"amount": 10}"#)),
+            action(&query[..2], Some(br#"{"amount": 10}"#)),
+            action(&query, Some(br#"{"amount": 11}"#)),
+            action(&query, Some(br#"{"amount":10}"#)),
+            action(&query, None),
+        ] {
+            assert_ne!(other.digest, bound.digest, "{}", other.action);
+        }
+        let large = vec![b'x'; SHOWN_BODY_BYTES + 1];
+        assert_eq!(
+            action(&[], Some(&large)).action["body"]["text"],
+            Value::Null
+        );
     }
 }

@@ -239,6 +239,18 @@ pub struct Route {
     pub resource: Option<String>,
     pub dry_run: bool,
     pub fresh_revocations: Option<bool>,
+    /// An approval binds the exact body: requests are decided on their body.
+    pub bind_body: bool,
+}
+
+impl Route {
+    /// Whether a request with `method` on this route is decided on its body.
+    pub fn reads_body(&self, method: &str) -> bool {
+        match self.protocol {
+            Protocol::Mcp => method == "POST",
+            Protocol::Http => self.bind_body && !matches!(method, "GET" | "HEAD"),
+        }
+    }
 }
 
 pub fn routes(raw: &[RawRoute]) -> Result<Vec<Route>, ConfigError> {
@@ -276,6 +288,7 @@ pub fn routes(raw: &[RawRoute]) -> Result<Vec<Route>, ConfigError> {
                 resource: route.resource.clone(),
                 dry_run: route.dry_run,
                 fresh_revocations: route.fresh_revocations,
+                bind_body: route.approval.bind_body,
             })
         })
         .collect()

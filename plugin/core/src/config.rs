@@ -393,6 +393,20 @@ pub struct RawRoute {
     /// Refuse (503) while the revocation feed is stale; default `revocation.feed.fail_closed`.
     #[serde(default)]
     pub fresh_revocations: Option<bool>,
+    /// What a human approval of this route's requests binds besides agent, task, method,
+    /// host, path and query.
+    #[serde(default)]
+    pub approval: RawRouteApproval,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RawRouteApproval {
+    /// The exact body bytes (SHA-256): the body of every request of the route is read before
+    /// the decision, up to `mcp.max_body_bytes` (413 above).
+    #[serde(default)]
+    pub bind_body: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -51,12 +51,9 @@ pub fn method_action(method: &str) -> ActionClass {
 
 /// Whether the request's body must be read before deciding, and how much of it at most.
 pub fn body_limit(route: Option<&Route>, method: &str, mcp: &Mcp) -> Option<usize> {
-    match route {
-        Some(route) if route.protocol == Protocol::Mcp && method == "POST" => {
-            Some(mcp.max_body_bytes)
-        }
-        _ => None,
-    }
+    route
+        .filter(|route| route.reads_body(method))
+        .map(|_| mcp.max_body_bytes)
 }
 
 pub fn build(

@@ -182,13 +182,8 @@ impl Authorizer {
     /// `None` when the decision needs headers only. A body over the limit is refused with
     /// [`Authorizer::refuse_oversized`].
     pub fn body_limit(&self, request: &RequestView) -> Option<usize> {
-        // Only a POST to an MCP route has a body to read: skip the path parse for the rest.
-        if request.method != "POST"
-            || !self
-                .routes
-                .iter()
-                .any(|r| r.protocol == crate::config::Protocol::Mcp)
-        {
+        // Only a route that reads bodies needs one: skip the path parse for the rest.
+        if !self.routes.iter().any(|r| r.reads_body(&request.method)) {
             return None;
         }
         let parsed = parse_path(&request.path).ok()?;

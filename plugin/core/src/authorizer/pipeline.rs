@@ -33,6 +33,7 @@ impl Authorizer {
         let route = intent::match_route(&self.routes, &request.method, &parsed);
         let route_settings = route.as_ref().and_then(|(i, _)| self.routes.get(*i));
         trace.dry_run = route_settings.is_some_and(|r| r.dry_run);
+        let bind_body = route_settings.is_some_and(|r| r.bind_body);
         let fresh_revocations = route_settings.and_then(|r| r.fresh_revocations);
         let required_by = route_settings
             .filter(|r| r.require_task)
@@ -101,6 +102,8 @@ impl Authorizer {
                     path: &parsed.path,
                     tool: intent.tool.as_deref(),
                     arguments: &intent.arguments,
+                    query: &parsed.query,
+                    body: bind_body.then(|| request.body.as_deref().unwrap_or_default()),
                 });
                 let result = self.check_approval(request, d, &approval_request, now, trace, host);
                 trace.approval_request = Some(approval_request);

@@ -7,6 +7,7 @@
 pub mod approval;
 pub mod audit;
 pub mod authorizer;
+pub mod body;
 pub mod bundle;
 pub mod capabilities;
 pub mod compile;
@@ -25,6 +26,7 @@ pub mod intent;
 pub mod json_strict;
 pub mod mcp;
 pub mod media_type;
+pub mod metrics;
 pub mod policy;
 pub mod request;
 pub mod revocation;

@@ -56,28 +56,3 @@ pub fn host_kind() -> HostKind {
         probed
     })
 }
-
-/// How an ngx_wasm_module host will deliver a request's body, judged from its headers: it
-/// calls the body step only for a non-empty body, and never before the headers step let the
-/// request go on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NginxBody {
-    /// `content-length` > 0: the body step will run with the whole body.
-    Coming,
-    /// No body: decide now on an empty one.
-    None,
-    /// Chunked, length unknown: an empty body would skip the body step and reach the upstream
-    /// undecided, so such a request is refused (411).
-    Unknown,
-}
-
-pub fn nginx_body(content_length: Option<&str>, transfer_encoding: bool) -> NginxBody {
-    match content_length.map(|v| v.trim().parse::<u64>()) {
-        Some(Ok(0)) => NginxBody::None,
-        Some(Ok(_)) => NginxBody::Coming,
-        // A malformed length never reaches a filter in nginx (400); be safe anyway.
-        Some(Err(_)) => NginxBody::Unknown,
-        None if transfer_encoding => NginxBody::Unknown,
-        None => NginxBody::None,
-    }
-}

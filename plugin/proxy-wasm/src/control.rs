@@ -59,12 +59,7 @@ pub fn answer(num_headers: usize, body_size: usize, limit: usize) -> Answer {
 /// Logs what the control plane noticed and updates the counters and gauges.
 pub fn report(control: &mut ControlPlane, authorizer: &Authorizer, metrics: &Metrics, now: u64) {
     for notice in control.take_notices() {
-        if let Some(activated) = notice.bundle_outcome() {
-            metrics.count_bundle(activated);
-        }
-        if let Some((updated, ignored)) = notice.key_set_outcome() {
-            metrics.count_key_set(updated, ignored);
-        }
+        metrics.apply(bridle_core::metrics::of_notice(&notice));
         // Key set and bundle changes are identity events too: the same trail as decisions.
         if let Some(record) = notice.audit_record(now.saturating_mul(1_000_000_000)) {
             if authorizer.audit_settings().log {
@@ -79,15 +74,7 @@ pub fn report(control: &mut ControlPlane, authorizer: &Authorizer, metrics: &Met
         };
         log(level, &notice.to_string());
     }
-    if let Some(export) = &control.export {
-        metrics.audit(export.exported, export.dropped);
-    }
-    metrics.ages(
-        control.bundle_age(now),
-        authorizer
-            .revocation_updated_at()
-            .map(|at| now.saturating_sub(at)),
-    );
+    metrics.apply(bridle_core::metrics::gauges(control, authorizer, now));
 }
 
 /// Proxy-wasm shared data: one VM's documents, seen by every worker of the plugin.

@@ -3,32 +3,22 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use bridle_core::body::{self, AtHeaders, Delivery, HeldResponse, OnBody, OnResponseBody, Waiting};
+use bridle_core::metrics;
 use bridle_core::tools_list::{ToolsListFilter, Unfiltered};
 use bridle_core::{Authorizer, Capabilities, ConnectionFacts, Decision, HostRefusal, RequestView};
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, LogLevel};
 
 use crate::audit::AuditOutputs;
-use crate::capabilities::{self, HostKind, NginxBody};
+use crate::capabilities::{self, HostKind};
 use crate::host::{log, ProxyHost};
 use crate::metrics::Metrics;
 
 /// A request whose decision waits for its body.
 struct Pending {
     view: RequestView,
-    limit: usize,
-    /// What the host holds of the body so far (the last body callback's size).
-    buffered: usize,
-}
-
-impl Pending {
-    fn new(view: RequestView, limit: usize) -> Self {
-        Self {
-            view,
-            limit,
-            buffered: 0,
-        }
-    }
+    body: Waiting,
 }
 
 pub struct BridleFilter {
@@ -41,12 +31,9 @@ pub struct BridleFilter {
     /// Set for an allowed MCP `tools/list`: the response body is filtered.
     tools_filter: Option<ToolsListFilter>,
     response_content_type: String,
-    /// The response body was held for `tools/list` filtering once already.
-    response_held: bool,
+    held_response: HeldResponse,
     /// The rest of a response that could not be filtered is dropped.
     drop_response: bool,
-    /// What the host holds of a response body waiting to be filtered.
-    response_buffered: usize,
 }
 
 const UNAVAILABLE: &[u8] =
@@ -66,9 +53,8 @@ impl BridleFilter {
             response_headers: Vec::new(),
             tools_filter: None,
             response_content_type: String::new(),
-            response_held: false,
+            held_response: HeldResponse::default(),
             drop_response: false,
-            response_buffered: 0,
         }
     }
 
@@ -140,19 +126,21 @@ impl BridleFilter {
     }
 
     /// Decides a request that waited for its body, now that the host holds all of it.
-    fn decide_on_body(&mut self) -> Action {
+    fn decide_on_body(&mut self, oversized: bool) -> Action {
         let Some(mut pending) = self.pending.take() else {
             return Action::Pause;
         };
-        let decision = if pending.buffered > pending.limit {
-            self.with_host(|a, h| a.refuse_oversized(&pending.view, pending.limit, h))
+        let Waiting { limit, buffered } = pending.body;
+        let decision = if oversized {
+            self.with_host(|a, h| a.refuse_oversized(&pending.view, limit, h))
         } else {
-            pending.view.body = Some(
-                self.get_http_request_body(0, pending.buffered)
-                    .unwrap_or_default(),
-            );
+            pending.view.body = Some(self.get_http_request_body(0, buffered).unwrap_or_default());
             self.with_host(|a, h| a.decide(&pending.view, h))
         };
+        self.finish(decision)
+    }
+
+    fn finish(&mut self, decision: Option<Decision>) -> Action {
         match decision {
             Some(decision) => self.enforce(decision),
             None => self.unavailable("authorizer unavailable"),
@@ -177,7 +165,7 @@ impl BridleFilter {
     }
 
     fn enforce(&mut self, decision: Decision) -> Action {
-        self.metrics.count(decision.outcome, decision.cache_hit);
+        self.metrics.apply(metrics::of_decision(&decision));
         // Only where the host has filter state: elsewhere the call would trap the VM (Kong is
         // refused `audit.filter_state` by capability, and this refusal goes through here).
         if capabilities::host_kind().capabilities().filter_state
@@ -210,9 +198,6 @@ impl BridleFilter {
         // that the policy or Bridle sets.
         for (name, value) in &decision.upstream_headers {
             self.set_http_request_header(name, Some(value));
-        }
-        if decision.dry_run && !decision.is_allowed() {
-            self.metrics.count_dry_run();
         }
         self.response_headers = decision.response_headers;
         self.tools_filter = decision.tools_filter;
@@ -249,74 +234,64 @@ impl HttpContext for BridleFilter {
         let Some(limit) = self.with_authorizer(|a| a.body_limit(&view)) else {
             return self.unavailable("authorizer unavailable");
         };
-        let decision = match limit {
-            Some(limit) if !end_of_stream => {
-                let declared = self
-                    .get_http_request_header("content-length")
-                    .and_then(|v| v.trim().parse::<usize>().ok());
-                if declared.is_some_and(|length| length > limit) {
-                    self.with_host(|a, h| a.refuse_oversized(&view, limit, h))
-                } else if host == HostKind::Envoy {
-                    self.pending = Some(Pending::new(view, limit));
-                    return Action::Pause;
-                } else {
-                    // ngx_wasm_module never delivers a body to a filter that holds the
-                    // headers (the request would hang), and reports no end of stream here;
-                    // it reads the whole body before anything goes upstream and then runs
-                    // the body step, so the headers step lets the request go on.
-                    let length = self.get_http_request_header("content-length");
-                    let chunked = self.get_http_request_header("transfer-encoding").is_some();
-                    match capabilities::nginx_body(length.as_deref(), chunked) {
-                        NginxBody::Coming => {
-                            self.pending = Some(Pending::new(view, limit));
-                            return Action::Continue;
-                        }
-                        NginxBody::None => {
-                            view.body = Some(Vec::new());
-                            self.with_host(|a, h| a.decide(&view, h))
-                        }
-                        NginxBody::Unknown => {
-                            let refusal = HostRefusal::LengthRequired {
-                                host: Capabilities::KONG.host,
-                            };
-                            return self.refuse(&view, refusal);
-                        }
-                    }
-                }
-            }
-            Some(_) => {
-                view.body = Some(Vec::new());
-                self.with_host(|a, h| a.decide(&view, h))
-            }
-            None => self.with_host(|a, h| a.decide(&view, h)),
+        let delivery = match host {
+            HostKind::Envoy => Delivery::HoldsAtHeaders,
+            HostKind::Nginx => Delivery::AfterHeaders,
         };
-        match decision {
-            Some(decision) => self.enforce(decision),
-            None => self.unavailable("authorizer unavailable"),
-        }
+        let length = self.get_http_request_header("content-length");
+        let chunked = self.get_http_request_header("transfer-encoding").is_some();
+        let decision =
+            match body::at_headers(limit, end_of_stream, length.as_deref(), chunked, delivery) {
+                AtHeaders::Decide { with_body } => {
+                    view.body = with_body.then(Vec::new);
+                    self.with_host(|a, h| a.decide(&view, h))
+                }
+                AtHeaders::Oversized => {
+                    self.with_host(|a, h| a.refuse_oversized(&view, limit.unwrap_or_default(), h))
+                }
+                AtHeaders::Wait { hold } => {
+                    let body = Waiting::new(limit.unwrap_or_default());
+                    self.pending = Some(Pending { view, body });
+                    // ngx_wasm_module never delivers a body to a filter that holds the headers
+                    // (the request would hang): it reads the whole body before anything goes
+                    // upstream and then runs the body step.
+                    return if hold {
+                        Action::Pause
+                    } else {
+                        Action::Continue
+                    };
+                }
+                AtHeaders::LengthRequired => {
+                    let refusal = HostRefusal::LengthRequired {
+                        host: Capabilities::KONG.host,
+                    };
+                    return self.refuse(&view, refusal);
+                }
+            };
+        self.finish(decision)
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         let Some(pending) = self.pending.as_mut() else {
             return Action::Continue;
         };
-        pending.buffered = body_size;
-        if body_size > pending.limit || end_of_stream {
-            return self.decide_on_body();
+        // The host accumulates the body until the end of the stream (or the trailers, which
+        // end it too).
+        match pending.body.on_body(body_size, end_of_stream) {
+            OnBody::Wait => Action::Pause,
+            OnBody::Decide => self.decide_on_body(false),
+            OnBody::Oversized => self.decide_on_body(true),
         }
-        // Keep buffering: the host accumulates the body until the end of the stream (or the
-        // trailers, which end it too).
-        Action::Pause
     }
 
     fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
         // Trailers end the stream without a body callback that says so: a request still
         // waiting for its decision is decided here, on what the host buffered. Returning
         // `Continue` undecided would forward it unchecked.
-        if self.pending.is_none() {
-            return Action::Continue;
+        match self.pending.as_ref() {
+            Some(pending) => self.decide_on_body(pending.body.buffered > pending.body.limit),
+            None => Action::Continue,
         }
-        self.decide_on_body()
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
@@ -341,8 +316,17 @@ impl HttpContext for BridleFilter {
         if self.tools_filter.is_none() {
             return Action::Continue;
         }
-        if !end_of_stream {
-            if self.response_held && capabilities::host_kind() == HostKind::Nginx {
+        let keeps_whole_body = capabilities::host_kind() == HostKind::Envoy;
+        match self
+            .held_response
+            .on_body(body_size, end_of_stream, keeps_whole_body)
+        {
+            OnResponseBody::Hold => Action::Pause,
+            OnResponseBody::Filter(size) => {
+                self.filter_response(size);
+                Action::Continue
+            }
+            OnResponseBody::TooLarge => {
                 // ngx_wasm_module's response buffers are full: it hands over part of the body
                 // and will not hold the rest. Unfiltered tools must not reach the caller.
                 log(
@@ -353,20 +337,15 @@ impl HttpContext for BridleFilter {
                 self.tools_filter = None;
                 self.drop_response = true;
                 self.set_http_response_body(0, body_size, &Unfiltered::TooLarge.body());
-                return Action::Continue;
+                Action::Continue
             }
-            self.response_held = true;
-            self.response_buffered = body_size;
-            return Action::Pause;
         }
-        self.filter_response(body_size);
-        Action::Continue
     }
 
     fn on_http_response_trailers(&mut self, _num_trailers: usize) -> Action {
         // Trailers end a held `tools/list` response: filter what the host buffered, or the
         // unfiltered list would go out with them.
-        self.filter_response(self.response_buffered);
+        self.filter_response(self.held_response.buffered);
         Action::Continue
     }
 }

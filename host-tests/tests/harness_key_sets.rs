@@ -19,7 +19,7 @@ use host_tests::config::{allow_all_policy, fetched_keys_entry, jwks};
 use host_tests::tokens::{Alg, Claims, TestIssuer};
 use host_tests::{demo, ConfigBuilder};
 use serde_json::{json, Value};
-use wasmtime_harness::{Harness, HttpCall, HttpRequest, Plugin, PluginOptions};
+use wasmtime_harness::{Harness, HostProfile, HttpCall, HttpRequest, Plugin, PluginOptions};
 
 const AGENT: &str = "spiffe://demo.bridle.dev/agent/research-bot";
 const KEYS_PATH: &str = "/spire/keys";
@@ -31,12 +31,13 @@ fn issuer(kid: &str) -> TestIssuer {
         .unwrap()
 }
 
-fn start(issuer: &TestIssuer) -> Plugin {
+fn start(issuer: &TestIssuer, profile: HostProfile) -> Plugin {
     let source = json!({"cluster": "bridle-control", "path": KEYS_PATH, "refresh_seconds": 60,
         "min_refresh_seconds": 5, "max_staleness_seconds": 250, "max_bytes": 4096});
     let mut config = ConfigBuilder::with_policy(allow_all_policy()).build();
     config["issuers"] = json!([fetched_keys_entry(issuer, source).unwrap()]);
     let options = PluginOptions::with_config(config.to_string())
+        .profile(profile)
         .at(SystemTime::now())
         .known_clusters(["bridle-control"]);
     Harness::load(host_tests::paths::wasm().unwrap())
@@ -97,9 +98,19 @@ fn tick_after(plugin: &mut Plugin, seconds: u64) {
 
 #[test]
 fn keys_rotate_through_the_control_plane_and_fail_closed_when_stale() {
+    rotate(HostProfile::Envoy);
+}
+
+/// Kong's runtime (ngx_wasm_module) has timers and outbound calls too: the same story.
+#[test]
+fn keys_rotate_the_same_way_under_the_kong_profile() {
+    rotate(HostProfile::Kong);
+}
+
+fn rotate(profile: HostProfile) {
     let old = issuer("k-old");
     let new = issuer("k-new");
-    let mut plugin = start(&old);
+    let mut plugin = start(&old, profile);
 
     // No keys yet: the gateway cannot check anything, so 503, never a guess.
     let (code, body) = status(&mut plugin, &old);

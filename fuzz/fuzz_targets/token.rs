@@ -7,6 +7,8 @@ use bridle_core::config::RawIssuer;
 use bridle_core::identity::TokenVerifier;
 use libfuzzer_sys::fuzz_target;
 
+// The decision target's fixtures are not this target's.
+#[allow(dead_code)]
 #[path = "common.rs"]
 mod common;
 

@@ -238,8 +238,14 @@ impl HttpContext for BridleFilter {
             HostKind::Envoy => Delivery::HoldsAtHeaders,
             HostKind::Nginx => Delivery::AfterHeaders,
         };
-        let length = self.get_http_request_header("content-length");
-        let chunked = self.get_http_request_header("transfer-encoding").is_some();
+        // Two host calls only for a request whose decision reads its body.
+        let (length, chunked) = match limit {
+            Some(_) => (
+                self.get_http_request_header("content-length"),
+                self.get_http_request_header("transfer-encoding").is_some(),
+            ),
+            None => (None, false),
+        };
         let decision =
             match body::at_headers(limit, end_of_stream, length.as_deref(), chunked, delivery) {
                 AtHeaders::Decide { with_body } => {

@@ -144,6 +144,11 @@ else
   echo "chromium: installed"
 fi
 
+# --- Kong's wasm runtime (nginx + ngx_wasm_module + the Wasmtime C API) for kong_runtime.rs:
+# built once into .tools/kong-host/ (~10 min on two cores), then only when a version changes
+export DEBIAN_FRONTEND=noninteractive
+"$root/scripts/build-kong-host.sh"
+
 # --- wrk (benchmarks only) --------------------------------------------------------------------
 if $bench; then
   if command -v wrk >/dev/null 2>&1; then

@@ -13,6 +13,7 @@ pub mod envoy;
 pub mod fixtures;
 mod http1;
 pub mod jsonschema;
+pub mod kong;
 pub mod paths;
 pub mod peer_binding;
 pub mod tls;

@@ -191,7 +191,14 @@ impl BridleFilter {
             self.send_http_response(u32::from(decision.status()), headers, Some(body.as_bytes()));
             return Action::Pause;
         }
+        // ngx_wasm_module (0.6.0 in nginx 1.22.1) only marks a removed header, and nginx's
+        // proxy module still sends it upstream: empty the value first, so what goes upstream
+        // at worst is an empty header, never the credential.
+        let marks_removed = capabilities::host_kind() == HostKind::Nginx;
         for name in &decision.remove_headers {
+            if marks_removed {
+                self.set_http_request_header(name, Some(""));
+            }
             self.set_http_request_header(name, None);
         }
         // Replace, not add: a caller must not be able to smuggle in its own copy of a header

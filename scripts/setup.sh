@@ -145,7 +145,8 @@ else
 fi
 
 # --- Kong's wasm runtime (nginx + ngx_wasm_module + the Wasmtime C API) for kong_runtime.rs:
-# built once into .tools/kong-host/ (~10 min on two cores), then only when a version changes
+# built once into .tools/kong-host/ (209 s on a clean two-core machine), then only when a
+# version changes
 export DEBIAN_FRONTEND=noninteractive
 "$root/scripts/build-kong-host.sh"
 

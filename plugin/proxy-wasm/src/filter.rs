@@ -222,7 +222,11 @@ impl HttpContext for BridleFilter {
             (
                 settings.peer_uri_san,
                 settings.host_proof_property.clone(),
-                host.capabilities().check(a).err(),
+                // The root refused what Envoy cannot honour at load; only another host, known
+                // from its first request, has something left to refuse.
+                (host != HostKind::Envoy)
+                    .then(|| host.capabilities().check(a).err())
+                    .flatten(),
             )
         }) else {
             return self.unavailable("no usable configuration");
